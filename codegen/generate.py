@@ -1,0 +1,104 @@
+"""Rendering a bundle: kernels, the generated C, the Makefile and manifest.json, written atomically."""
+
+import json
+import os
+import shutil
+import tempfile
+from importlib import resources
+
+from sparsecl import SparseclError, __version__
+from sparsecl.codegen.plan import BundlePlan
+from sparsecl.render import environment, render
+
+
+def c_lines(text: str) -> str:
+    """A C string literal of OpenCL source, one source line per C line."""
+    lines = text.splitlines()
+    for line in lines:
+        if not all(" " <= ch <= "~" for ch in line):
+            raise SparseclError("kernel source must be printable ASCII")
+    return "\n".join('    "%s\\n"' % line.replace("\\", "\\\\").replace('"', '\\"') for line in lines)
+
+
+environment().filters["clines"] = c_lines
+
+
+def kernel_source(plan: BundlePlan) -> str:
+    """Preprocessing and every layer's forward kernel, from the templates the trainer renders."""
+    parts = [render("kernels/preprocess.cl.j2", mean=plan.mean, scale=plan.scale)]
+    for l in plan.layers:
+        parts.append(render("kernels/csr.cl.j2", p=l.ident, n_in=l.n_in, n_out=l.n_out, relu=l.relu,
+                            training=False))
+    return "\n".join(parts)
+
+
+def manifest(plan: BundlePlan) -> dict:
+    layers = [{"name": l.ident, "kind": "dense", "variant": l.kind, "shape": [l.n_out, l.n_in],
+               "relu": l.relu, "nnz": l.nnz, "density": l.density, "value_bytes": l.value_bytes,
+               "index_bytes": l.index_bytes, "bytes": l.value_bytes + l.index_bytes}
+              for l in plan.layers]
+    return {
+        "name": plan.name,
+        "target": plan.target.name,
+        "precision": plan.precision,
+        "input_shape": list(plan.input_shape),
+        "input_size": plan.input_size,
+        "classes": plan.classes,
+        "generator": f"sparsecl {__version__}",
+        "layers": layers,
+        "totals": {
+            "params": sum(l.n_in * l.n_out for l in plan.layers),
+            "nnz": sum(l.nnz for l in plan.layers),
+            "biases": sum(l.n_out for l in plan.layers),
+            "weight_bytes": sum(x["bytes"] for x in layers),
+            "density": sum(l.nnz for l in plan.layers) / sum(l.n_in * l.n_out for l in plan.layers),
+        },
+    }
+
+
+def bundle_files(plan: BundlePlan) -> dict:
+    """{file name: text} of the whole bundle."""
+    runtime = resources.files("sparsecl.runtime_c")
+    files = {name: runtime.joinpath(name).read_text() for name in plan.target.runtime}
+    context = {"plan": plan, "version": __version__}
+    if plan.target.opencl:
+        context["kernel_source"] = files["kernels.cl"] = kernel_source(plan)
+    files["model.c"] = render("bundle/model.c.j2", **context)
+    sources = sorted(n for n in files if n.endswith(".c"))
+    headers = sorted(n for n in files if n.endswith(".h"))
+    files["Makefile"] = render("bundle/Makefile.j2", sources=sources, headers=headers, **context)
+    files["manifest.json"] = json.dumps(manifest(plan), indent=2) + "\n"
+    return files
+
+
+def write_bundle(plan: BundlePlan, out_dir) -> dict:
+    """Write the bundle into out_dir through a temporary folder, so a failure leaves no half bundle.
+    An existing out_dir is replaced only if it is a bundle (has manifest.json) or empty."""
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out_dir):
+        if not os.path.isdir(out_dir):
+            raise SparseclError(f"{out_dir} exists and is not a folder")
+        if os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "manifest.json")):
+            raise SparseclError(f"{out_dir} is not empty and not a bundle; refusing to replace it")
+    files = bundle_files(plan)
+    parent = os.path.dirname(out_dir)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
+    except OSError as e:
+        raise SparseclError(f"cannot create {out_dir}: {e.strerror}") from None
+    try:
+        for name, text in files.items():
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(text)
+        if os.path.exists(out_dir):
+            old = tempfile.mkdtemp(prefix=".old-", dir=parent)
+            os.replace(out_dir, os.path.join(old, "bundle"))
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SparseclError(f"cannot write bundle {out_dir}: {e.strerror}") from None
+    return json.loads(files["manifest.json"])

@@ -1,0 +1,1 @@
+"""Hand-written C copied into every bundle (package data)."""

@@ -1,0 +1,250 @@
+#include "sc_clnet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sc_cl.h"
+#include "sc_time.h"
+
+#define MAX_PLATFORMS 16
+#define MAX_DEVICES 16
+
+typedef struct {
+    cl_kernel kernel;
+    cl_mem rowptr, cols, vals, bias;
+} layer_state;
+
+struct sc_clnet {
+    sc_cl_api cl;
+    const sc_model *model;
+    int max_batch;
+    cl_context context;
+    cl_command_queue queue;
+    cl_program program;
+    cl_kernel preprocess;
+    cl_mem raw, act[2];
+    layer_state *layers;
+    char device[128];
+    double build_seconds;
+};
+
+static int check(cl_int status, const char *what, char *err, size_t err_len)
+{
+    if (status == CL_SUCCESS)
+        return 0;
+    snprintf(err, err_len, "OpenCL error %d in %s", (int)status, what);
+    return -1;
+}
+
+static int pick_device(sc_clnet *net, cl_device_id *chosen, char *err, size_t err_len)
+{
+    cl_platform_id platforms[MAX_PLATFORMS];
+    cl_uint n_platforms = 0;
+    if (net->cl.clGetPlatformIDs(MAX_PLATFORMS, platforms, &n_platforms) != CL_SUCCESS || n_platforms == 0) {
+        snprintf(err, err_len, "no OpenCL platform found");
+        return -1;
+    }
+    if (n_platforms > MAX_PLATFORMS)
+        n_platforms = MAX_PLATFORMS;
+    const char *spec = getenv("SPARSECL_DEVICE");
+    int want_p = -1, want_d = -1;
+    if (spec && *spec && sscanf(spec, "%d:%d", &want_p, &want_d) != 2) {
+        snprintf(err, err_len, "SPARSECL_DEVICE must be PLATFORM:DEVICE (e.g. 0:0), got '%.40s'", spec);
+        return -1;
+    }
+    int found = 0;
+    for (int pass = 0; pass < 2 && !found; ++pass) {   /* a GPU first, then any device */
+        for (cl_uint p = 0; p < n_platforms && !found; ++p) {
+            cl_device_id devices[MAX_DEVICES];
+            cl_uint n_devices = 0;
+            if (net->cl.clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, devices, &n_devices)
+                != CL_SUCCESS)
+                continue;
+            if (n_devices > MAX_DEVICES)
+                n_devices = MAX_DEVICES;
+            for (cl_uint d = 0; d < n_devices && !found; ++d) {
+                cl_device_type type = 0;
+                net->cl.clGetDeviceInfo(devices[d], CL_DEVICE_TYPE, sizeof type, &type, NULL);
+                if (want_p >= 0 ? ((int)p == want_p && (int)d == want_d)
+                                : (pass == 1 || (type & CL_DEVICE_TYPE_GPU))) {
+                    *chosen = devices[d];
+                    found = 1;
+                }
+            }
+        }
+        if (want_p >= 0)
+            break;
+    }
+    if (!found) {
+        snprintf(err, err_len, want_p >= 0 ? "no OpenCL device %d:%d" : "no OpenCL device found", want_p, want_d);
+        return -1;
+    }
+    size_t len = 0;
+    net->cl.clGetDeviceInfo(*chosen, CL_DEVICE_NAME, sizeof net->device - 1, net->device, &len);
+    net->device[sizeof net->device - 1] = '\0';
+    return 0;
+}
+
+static cl_mem upload(sc_clnet *net, const void *data, size_t bytes, cl_int *status)
+{
+    return net->cl.clCreateBuffer(net->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, (void *)data,
+                                  status);
+}
+
+static int build(sc_clnet *net, cl_device_id device, char *err, size_t err_len)
+{
+    const double t0 = sc_now();
+    cl_int status;
+    const char *source = net->model->kernel_source;
+    net->program = net->cl.clCreateProgramWithSource(net->context, 1, &source, NULL, &status);
+    if (check(status, "clCreateProgramWithSource", err, err_len))
+        return -1;
+    status = net->cl.clBuildProgram(net->program, 1, &device, "-cl-std=CL1.2", NULL, NULL);
+    if (status != CL_SUCCESS) {
+        char log[512] = "";
+        net->cl.clGetProgramBuildInfo(net->program, device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
+        log[sizeof log - 1] = '\0';
+        for (char *c = log; *c; ++c)
+            if (*c == '\n')
+                *c = ' ';
+        snprintf(err, err_len, "kernel build failed (%d): %.300s", (int)status, log);
+        return -1;
+    }
+    net->build_seconds = sc_now() - t0;
+    return 0;
+}
+
+sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t err_len)
+{
+    sc_clnet *net = calloc(1, sizeof *net);
+    if (!net) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    net->model = m;
+    net->max_batch = max_batch;
+    net->layers = calloc((size_t)m->n_layers, sizeof *net->layers);
+    cl_device_id device;
+    cl_int status;
+    if (!net->layers || sc_cl_load(&net->cl, err, err_len) || pick_device(net, &device, err, err_len))
+        goto fail;
+    net->context = net->cl.clCreateContext(NULL, 1, &device, NULL, NULL, &status);
+    if (check(status, "clCreateContext", err, err_len))
+        goto fail;
+    net->queue = net->cl.clCreateCommandQueue(net->context, device, 0, &status);
+    if (check(status, "clCreateCommandQueue", err, err_len) || build(net, device, err, err_len))
+        goto fail;
+    net->preprocess = net->cl.clCreateKernel(net->program, "preprocess", &status);
+    if (check(status, "clCreateKernel(preprocess)", err, err_len))
+        goto fail;
+    const size_t act_bytes = (size_t)max_batch * (size_t)m->max_width * sizeof(float);
+    net->raw = net->cl.clCreateBuffer(net->context, CL_MEM_READ_ONLY,
+                                      (size_t)max_batch * (size_t)m->input_size * sizeof(float), NULL, &status);
+    if (check(status, "clCreateBuffer", err, err_len))
+        goto fail;
+    for (int i = 0; i < 2; ++i) {
+        net->act[i] = net->cl.clCreateBuffer(net->context, CL_MEM_READ_WRITE, act_bytes, NULL, &status);
+        if (check(status, "clCreateBuffer", err, err_len))
+            goto fail;
+    }
+    for (int l = 0; l < m->n_layers; ++l) {
+        const sc_layer *layer = &m->layers[l];
+        layer_state *s = &net->layers[l];
+        char name[96];
+        snprintf(name, sizeof name, "%s_forward", layer->name);
+        s->kernel = net->cl.clCreateKernel(net->program, name, &status);
+        if (check(status, "clCreateKernel", err, err_len))
+            goto fail;
+        const size_t stored = layer->nnz > 0 ? (size_t)layer->nnz : 1;  /* buffers are never empty */
+        s->rowptr = upload(net, layer->rowptr, (size_t)(layer->n_out + 1) * sizeof(int32_t), &status);
+        if (!check(status, "clCreateBuffer", err, err_len))
+            s->cols = upload(net, layer->cols, stored * sizeof(int32_t), &status);
+        if (!check(status, "clCreateBuffer", err, err_len))
+            s->vals = upload(net, layer->vals, stored * sizeof(float), &status);
+        if (!check(status, "clCreateBuffer", err, err_len))
+            s->bias = upload(net, layer->bias, (size_t)layer->n_out * sizeof(float), &status);
+        if (check(status, "clCreateBuffer", err, err_len))
+            goto fail;
+    }
+    return net;
+fail:
+    sc_clnet_destroy(net);
+    return NULL;
+}
+
+#define ARG(kernel, index, value) net->cl.clSetKernelArg(kernel, index, sizeof(value), &(value))
+
+int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char *err, size_t err_len)
+{
+    const sc_model *m = net->model;
+    if (n < 1 || n > net->max_batch) {
+        snprintf(err, err_len, "batch of %d outside 1..%d", n, net->max_batch);
+        return -1;
+    }
+    cl_int status = net->cl.clEnqueueWriteBuffer(net->queue, net->raw, CL_FALSE, 0,
+                                                 (size_t)n * (size_t)m->input_size * sizeof(float), raw, 0,
+                                                 NULL, NULL);
+    if (check(status, "clEnqueueWriteBuffer", err, err_len))
+        return -1;
+    const int count = n * m->input_size;
+    status = ARG(net->preprocess, 0, net->raw) | ARG(net->preprocess, 1, net->act[0]) |
+             ARG(net->preprocess, 2, count);
+    const size_t pre_global = (size_t)count;
+    if (!status)
+        status = net->cl.clEnqueueNDRangeKernel(net->queue, net->preprocess, 1, NULL, &pre_global, NULL, 0,
+                                                NULL, NULL);
+    if (check(status, "preprocess", err, err_len))
+        return -1;
+    for (int l = 0; l < m->n_layers; ++l) {
+        const sc_layer *layer = &m->layers[l];
+        layer_state *s = &net->layers[l];
+        cl_mem in = net->act[l % 2], out = net->act[(l + 1) % 2];
+        status = ARG(s->kernel, 0, in) | ARG(s->kernel, 1, s->rowptr) | ARG(s->kernel, 2, s->cols) |
+                 ARG(s->kernel, 3, s->vals) | ARG(s->kernel, 4, s->bias) | ARG(s->kernel, 5, out) |
+                 ARG(s->kernel, 6, n);
+        const size_t global[2] = {(size_t)layer->n_out, (size_t)n};
+        if (!status)
+            status = net->cl.clEnqueueNDRangeKernel(net->queue, s->kernel, 2, NULL, global, NULL, 0, NULL, NULL);
+        if (check(status, layer->name, err, err_len))
+            return -1;
+    }
+    status = net->cl.clEnqueueReadBuffer(net->queue, net->act[m->n_layers % 2], CL_TRUE, 0,
+                                         (size_t)n * (size_t)m->classes * sizeof(float), logits, 0, NULL, NULL);
+    return check(status, "clEnqueueReadBuffer", err, err_len);
+}
+
+const char *sc_clnet_device(const sc_clnet *net) { return net->device; }
+
+double sc_clnet_build_seconds(const sc_clnet *net) { return net->build_seconds; }
+
+void sc_clnet_destroy(sc_clnet *net)
+{
+    if (!net)
+        return;
+    if (net->layers) {
+        for (int l = 0; l < net->model->n_layers; ++l) {
+            layer_state *s = &net->layers[l];
+            cl_mem mems[] = {s->rowptr, s->cols, s->vals, s->bias};
+            for (size_t i = 0; i < 4; ++i)
+                if (mems[i])
+                    net->cl.clReleaseMemObject(mems[i]);
+            if (s->kernel)
+                net->cl.clReleaseKernel(s->kernel);
+        }
+        free(net->layers);
+    }
+    cl_mem mems[] = {net->raw, net->act[0], net->act[1]};
+    for (size_t i = 0; i < 3; ++i)
+        if (mems[i])
+            net->cl.clReleaseMemObject(mems[i]);
+    if (net->preprocess)
+        net->cl.clReleaseKernel(net->preprocess);
+    if (net->program)
+        net->cl.clReleaseProgram(net->program);
+    if (net->queue)
+        net->cl.clReleaseCommandQueue(net->queue);
+    if (net->context)
+        net->cl.clReleaseContext(net->context);
+    free(net);
+}

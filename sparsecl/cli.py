@@ -1,0 +1,157 @@
+"""The `sparsecl` command line."""
+
+import argparse
+import sys
+
+import numpy as np
+
+from sparsecl import SparseclError, __version__
+
+
+def _table(rows, headers) -> str:
+    cells = [[str(c) for c in row] for row in [headers] + rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_devices(args):
+    from sparsecl.trainer.device import choose_device, list_devices
+    devices = list_devices()
+    if not devices:
+        choose_device(args.device)   # raises the install hint
+    chosen = choose_device(args.device)[0]
+    rows = [["*" if info == chosen else "", info.key, info.platform, info.name, info.kind, info.version]
+            for info, _ in devices]
+    print(_table(rows, ["", "id", "platform", "device", "type", "version"]))
+    print(f"\nused: {chosen.key} {chosen.name} (choose with --device or SPARSECL_DEVICE)")
+
+
+def cmd_train(args):
+    from sparsecl import modelfile
+    from sparsecl.trainer.train import TrainConfig, train
+    config = TrainConfig(dataset=args.dataset, arch=args.arch, lam=args.lam, epochs=args.epochs,
+                         debias_epochs=args.debias_epochs, batch_size=args.batch_size, lr=args.lr,
+                         momentum=args.momentum, seed=args.seed, augment=args.augment, name=args.name or "")
+    model = train(config, device=args.device, progress=not args.quiet)
+    modelfile.save(model, args.output)
+    s = model.training["summary"]
+    print(f"saved {args.output}: test accuracy {s['test_acc']:.4f}, {s['nnz']} of {s['params']} weights "
+          f"nonzero ({s['nnz'] / s['params']:.2%}), trained in {s['seconds']:.1f} s")
+
+
+def _golden_input(model, count=8):
+    from sparsecl.trainer import datasets
+    try:
+        return datasets.load(model.dataset).x_test[:count]
+    except SparseclError:
+        return None   # the plan falls back to fixed pseudo-random inputs
+
+
+def cmd_generate(args):
+    from sparsecl import modelfile
+    from sparsecl.codegen.generate import write_bundle
+    from sparsecl.codegen.plan import plan
+    model = modelfile.load(args.model)
+    bundle_plan = plan(model, args.target, args.precision, golden_input=_golden_input(model))
+    manifest = write_bundle(bundle_plan, args.output)
+    rows = [[l["name"], f"{l['shape'][1]}->{l['shape'][0]}", l["variant"], l["nnz"], f"{l['density']:.2%}",
+             l["bytes"]] for l in manifest["layers"]]
+    t = manifest["totals"]
+    rows.append(["total", "", "", t["nnz"], f"{t['density']:.2%}", t["weight_bytes"]])
+    print(_table(rows, ["layer", "shape", "kernel", "nnz", "density", "bytes"]))
+    print(f"\nwrote {args.output} (target {args.target}); build it with: make -C {args.output}")
+
+
+def cmd_verify(args):
+    from sparsecl import modelfile
+    from sparsecl.codegen.verify import build, compare, manifest_of, run_infer
+    from sparsecl.trainer import datasets
+    from sparsecl.trainer.inference import model_logits
+    model = modelfile.load(args.model)
+    manifest = manifest_of(args.bundle)
+    if manifest.get("name") != model.name:
+        raise SparseclError(f"{args.bundle} was generated from model {manifest.get('name')!r}, not {model.name!r}")
+    data = datasets.load(model.dataset)
+    raw, labels = data.x_test, data.y_test
+    if args.limit:
+        raw, labels = raw[:args.limit], labels[:args.limit]
+    binary = build(args.bundle)
+    bundle = run_infer(binary, raw)
+    trainer = model_logits(model, raw, device=args.device)
+    result = compare(bundle, trainer, labels)
+    rows = [[f"{manifest['target']} bundle", result.samples, f"{result.bundle_acc:.4f}",
+             f"{result.agreement:.2%}", f"{result.max_abs_diff:.2e}"],
+            ["trainer (OpenCL)", result.samples, f"{result.reference_acc:.4f}", "", ""]]
+    print(_table(rows, ["model", "samples", "top-1 acc", "agreement", "max |diff|"]))
+    t = manifest["totals"]
+    print(f"weights: {t['nnz']} of {t['params']} nonzero ({t['density']:.2%}), {t['weight_bytes']} bytes "
+          f"with indices")
+    if not result.ok(args.tolerance):
+        print(f"verify FAILED: agreement {result.agreement:.2%}, max |diff| {result.max_abs_diff:.3g} "
+              f"(tolerance {args.tolerance:g})", file=sys.stderr)
+        return 1
+    print("verify passed")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparsecl", description=__doc__)
+    p.add_argument("--version", action="version", version=f"sparsecl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("devices", help="list OpenCL platforms and devices, and the one used")
+    d.add_argument("--device", help="device to mark as used (P:D or a name substring)")
+    d.set_defaults(func=cmd_devices)
+
+    t = sub.add_parser("train", help="train a sparse network from scratch")
+    t.add_argument("--dataset", default="digits", help="data set (default: digits)")
+    t.add_argument("--arch", default="lenet-300-100", help="lenet-300-100 or mlp:H1,H2,... (default: lenet-300-100)")
+    t.add_argument("--lam", type=float, default=0.02, help="l1 strength (default: 0.02)")
+    t.add_argument("--epochs", type=int, default=60, help="epochs of the proximal l1 phase (default: 60)")
+    t.add_argument("--debias-epochs", type=int, default=30, help="epochs on the frozen support (default: 30)")
+    t.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
+    t.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
+    t.add_argument("--momentum", type=float, default=0.9, help="momentum (default: 0.9)")
+    t.add_argument("--augment", type=int, default=1, help="random image shifts of up to N pixels (default: 1; 0 off)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    t.add_argument("--name", help="model name (default: from data set and architecture)")
+    t.add_argument("--device", help="OpenCL device (P:D or a name substring; default: $SPARSECL_DEVICE)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="write a standalone inference bundle for a model")
+    g.add_argument("model", help="model file")
+    g.add_argument("--target", default="opencl", choices=["opencl", "c"], help="bundle target (default: opencl)")
+    g.add_argument("--precision", default="fp32", choices=["fp32"], help="weight precision (default: fp32)")
+    g.add_argument("-o", "--output", required=True, help="bundle folder")
+    g.set_defaults(func=cmd_generate)
+
+    v = sub.add_parser("verify", help="build a bundle, run it on the test split, compare with the trainer")
+    v.add_argument("model", help="model file")
+    v.add_argument("bundle", help="bundle folder")
+    v.add_argument("--limit", type=int, help="use only the first N test samples")
+    v.add_argument("--tolerance", type=float, default=1e-4, help="max |logit difference| (default: 1e-4)")
+    v.add_argument("--device", help="OpenCL device for the trainer's inference")
+    v.set_defaults(func=cmd_verify)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "epochs", 1) < 0 or getattr(args, "debias_epochs", 1) < 0:
+        parser().error("epochs must be >= 0")
+    try:
+        return args.func(args) or 0
+    except SparseclError as e:
+        print(f"sparsecl: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sparsecl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
