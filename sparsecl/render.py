@@ -16,7 +16,7 @@ def c_float(value) -> str:
     """A C float literal that round-trips a float32 bit-exactly.
 
     >>> c_float(1.0), c_float(0.1), c_float(-2.5e-07)
-    ('1.0f', '0.100000001f', '-2.50000009e-07f')
+    ('1.0f', '0.100000001f', '-2.49999999e-07f')
     """
     v = np.float32(value)
     if not np.isfinite(v):

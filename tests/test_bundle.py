@@ -1,0 +1,199 @@
+"""Generated bundles: built warning-free, run for real, compared with the numpy reference."""
+
+import json
+import re
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from sparsecl import SparseclError, reference
+from sparsecl.codegen.generate import write_bundle
+from sparsecl.codegen.plan import plan
+
+from conftest import HAS_OPENCL, needs_gcc, run
+
+pytestmark = needs_gcc
+STRICT = ["CFLAGS=-O2 -Werror"]
+
+
+@pytest.fixture(scope="module")
+def bundles(small_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundles")
+    golden = np.random.default_rng(0).integers(0, 17, (5, 8, 8)).astype(np.float32)
+    out = {}
+    for target in ("c", "opencl"):
+        path = root / target
+        write_bundle(plan(small_model, target, golden_input=golden), path)
+        result = run(["make", "-C", str(path), *STRICT])
+        assert result.returncode == 0, result.stderr
+        assert "warning" not in result.stderr.lower()
+        out[target] = path
+    return out
+
+
+def infer(bundle, *args):
+    return run([str(bundle / "infer"), *map(str, args)])
+
+
+@pytest.mark.parametrize("target", ["c", "opencl"])
+def test_selftest(bundles, target):
+    result = infer(bundles[target], "--selftest")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "selftest passed" in result.stdout
+    if target == "opencl":
+        assert ("(opencl)" in result.stdout) == HAS_OPENCL
+
+
+@pytest.mark.parametrize("target", ["c", "opencl"])
+@pytest.mark.parametrize("shape,dtype", [((13, 64), np.float32), ((13, 8, 8), np.float32),
+                                         ((13, 1, 8, 8), np.uint8), ((300, 8, 8), np.uint8), ((64,), np.float32)])
+def test_outputs_match_reference(bundles, small_model, tmp_path, target, shape, dtype):
+    raw = np.random.default_rng(1).integers(0, 17, shape).astype(dtype)
+    np.save(tmp_path / "in.npy", raw)
+    result = infer(bundles[target], tmp_path / "in.npy", tmp_path / "out.npy")
+    assert result.returncode == 0, result.stderr
+    got = np.load(tmp_path / "out.npy")
+    n = shape[0] if len(shape) > 1 else 1
+    want = reference.logits(small_model, raw.reshape(n, 64))
+    assert got.shape == (n, 10) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_opencl_and_c_agree(bundles, tmp_path):
+    raw = np.random.default_rng(2).uniform(0, 16, (50, 64)).astype(np.float32)
+    np.save(tmp_path / "in.npy", raw)
+    outs = []
+    for target in ("c", "opencl"):
+        assert infer(bundles[target], tmp_path / "in.npy", tmp_path / f"{target}.npy").returncode == 0
+        outs.append(np.load(tmp_path / f"{target}.npy"))
+    assert np.array_equal(outs[0].argmax(1), outs[1].argmax(1))
+    assert np.abs(outs[0] - outs[1]).max() <= 1e-4
+
+
+def _npy_header(descr, shape, fortran=False):
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (descr, fortran, shape)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+
+
+def bad_inputs(tmp_path):
+    good = np.ones((4, 64), np.float32)
+    nan = good.copy()
+    nan[2, 7] = np.nan
+    cases = {
+        "wrong shape": np.ones((4, 63), np.float32),
+        "wrong dtype": good.astype(np.float64),
+        "int32": good.astype(np.int32),
+        "nan": nan,
+        "inf": np.full((1, 64), np.inf, np.float32),
+        "no samples": np.zeros((0, 64), np.float32),
+        "scalar": np.float32(1.0),
+    }
+    files = {}
+    for name, array in cases.items():
+        path = tmp_path / (name.replace(" ", "_") + ".npy")
+        np.save(path, array)
+        files[name] = path
+    raw = (tmp_path / "wrong_shape.npy").read_bytes()
+    extra = {
+        "truncated data": _npy_header("<f4", (4, 64)) + b"\0" * 100,
+        "truncated header": raw[:20],
+        "not npy": b"P5\n28 28\n255\n" + b"\0" * 784,
+        "empty file": b"",
+        "huge shape": _npy_header("<f4", (2**62, 64)) + b"\0" * 256,
+        "overflowing shape": _npy_header("<f4", (2**40, 2**40, 64)),
+        "fortran order": _npy_header("<f4", (4, 64), fortran=True) + b"\0" * 1024,
+        "big endian": _npy_header(">f4", (4, 64)) + b"\0" * 1024,
+        "bad version": b"\x93NUMPY\x09\x00" + raw[8:],
+        "header past end": b"\x93NUMPY\x01\x00\xff\xff{'descr'",
+        "garbage shape": _npy_header("<f4", "(4, x)") + b"\0" * 1024,
+    }
+    for name, content in extra.items():
+        path = tmp_path / (name.replace(" ", "_") + ".npy")
+        path.write_bytes(content)
+        files[name] = path
+    files["missing file"] = tmp_path / "does-not-exist.npy"
+    return files
+
+
+@pytest.mark.parametrize("target", ["c", "opencl"])
+def test_bad_input_gives_one_line_and_nonzero_exit(bundles, tmp_path, target):
+    for name, path in bad_inputs(tmp_path).items():
+        out = tmp_path / "out.npy"
+        result = infer(bundles[target], path, out)
+        assert result.returncode == 1, (name, result.returncode, result.stderr)   # not a signal
+        lines = [l for l in result.stderr.splitlines() if not l.endswith("using the plain C path")]
+        assert len(lines) == 1 and lines[0].startswith("infer: "), (name, result.stderr)
+        assert not out.exists(), name
+
+
+@pytest.mark.parametrize("args", [[], ["a.npy"], ["a", "b", "c"], ["--bench", "x"], ["--bench", "0"], ["--nope"],
+                                  ["--selftest", "--info"]])
+def test_bad_arguments_print_usage(bundles, args):
+    result = infer(bundles["c"], *args)
+    assert result.returncode == 2 and result.stderr.startswith("usage:")
+
+
+def test_bench_and_info(bundles):
+    result = infer(bundles["opencl"], "--bench", "20", "--batch", "4")
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["runs"] == 20 and row["batch"] == 4 and 0 < row["min_s"] <= row["median_s"] <= row["p90_s"]
+    info = infer(bundles["opencl"], "--info")
+    assert "fc1" in info.stdout and "csr 64 -> 40" in info.stdout
+
+
+def test_manifest_counts_what_is_stored(bundles, small_model):
+    manifest = json.loads((bundles["c"] / "manifest.json").read_text())
+    totals = manifest["totals"]
+    assert totals["params"] == small_model.params and totals["nnz"] == small_model.nnz
+    assert totals["biases"] == 40 + 20 + 10
+    index_bytes = sum(4 * (l.n_out + 1 + l.nnz) for l in small_model.layers)
+    assert totals["weight_bytes"] == 4 * small_model.nnz + index_bytes
+    assert [l["nnz"] for l in manifest["layers"]] == [l.nnz for l in small_model.layers]
+
+
+NASTY = ['ev"il\n*/ #include <stdlib.h>', "back\\slash ??/", "naïve — net", "*/ int x; /*"]
+
+
+@pytest.mark.parametrize("nasty", NASTY)
+def test_names_cannot_inject_code(small_model, tmp_path, nasty):
+    import copy
+    model = copy.deepcopy(small_model)
+    model.name = nasty
+    model.layers[0].name = nasty
+    model.layers[1].name = nasty + "2"
+    write_bundle(plan(model, "opencl"), tmp_path / "b")
+    for name in ("model.c", "kernels.cl", "Makefile"):
+        text = (tmp_path / "b" / name).read_text()
+        assert text.isascii()
+        code = re.sub(r'"(?:\\.|[^"\\\n])*"', '""', text)   # string literals may hold anything escaped
+        assert "#include <stdlib.h>" not in code and "int x;" not in code
+    result = run(["make", "-C", str(tmp_path / "b"), *STRICT])
+    assert result.returncode == 0, result.stderr
+    info = run([str(tmp_path / "b" / "infer"), "--info", "--cpu"])
+    assert info.returncode == 0 and info.stdout.count("\n") == 5   # header, 3 layers, backend
+
+
+def test_existing_folders_are_replaced_only_if_bundles(small_model, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("keep me")
+    with pytest.raises(SparseclError, match="not a bundle"):
+        write_bundle(plan(small_model, "c"), precious)
+    assert (precious / "thesis.tex").read_text() == "keep me"
+    target = tmp_path / "bundle"
+    write_bundle(plan(small_model, "c"), target)
+    (target / "stale.txt").write_text("old")
+    write_bundle(plan(small_model, "opencl"), target)
+    assert not (target / "stale.txt").exists() and (target / "kernels.cl").exists()
+    assert sorted(os.listdir(tmp_path)) == ["bundle", "precious"]   # no temporary folders left
+
+
+def test_unknown_target_and_precision(small_model):
+    with pytest.raises(SparseclError, match="unknown target"):
+        plan(small_model, "cuda")
+    with pytest.raises(SparseclError, match="precision"):
+        plan(small_model, "c", precision="int4")
