@@ -106,16 +106,20 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_devices)
 
     t = sub.add_parser("train", help="train a sparse network from scratch")
-    t.add_argument("--dataset", default="digits", help="data set (default: digits)")
-    t.add_argument("--arch", default="lenet-300-100", help="lenet-300-100 or mlp:H1,H2,... (default: lenet-300-100)")
-    t.add_argument("--lam", type=float, default=0.02, help="l1 strength (default: 0.02)")
-    t.add_argument("--epochs", type=int, default=60, help="epochs of the proximal l1 phase (default: 60)")
-    t.add_argument("--debias-epochs", type=int, default=30, help="epochs on the frozen support (default: 30)")
-    t.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
-    t.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
-    t.add_argument("--momentum", type=float, default=0.9, help="momentum (default: 0.9)")
-    t.add_argument("--augment", type=int, default=1, help="random image shifts of up to N pixels (default: 1; 0 off)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    from sparsecl.trainer.train import TrainConfig
+    c = TrainConfig()
+    t.add_argument("--dataset", default=c.dataset, help=f"data set (default: {c.dataset})")
+    t.add_argument("--arch", default=c.arch, help=f"lenet-300-100 or mlp:H1,H2,... (default: {c.arch})")
+    t.add_argument("--lam", type=float, default=c.lam, help=f"l1 strength (default: {c.lam})")
+    t.add_argument("--epochs", type=int, default=c.epochs, help=f"epochs of the proximal l1 phase (default: {c.epochs})")
+    t.add_argument("--debias-epochs", type=int, default=c.debias_epochs,
+                   help=f"epochs on the frozen support, CSR form (default: {c.debias_epochs})")
+    t.add_argument("--batch-size", type=int, default=c.batch_size, help=f"minibatch size (default: {c.batch_size})")
+    t.add_argument("--lr", type=float, default=c.lr, help=f"learning rate (default: {c.lr})")
+    t.add_argument("--momentum", type=float, default=c.momentum, help=f"momentum (default: {c.momentum})")
+    t.add_argument("--augment", type=int, default=c.augment,
+                   help=f"random image shifts of up to N pixels while training (default: {c.augment}; 0: off)")
+    t.add_argument("--seed", type=int, default=c.seed, help=f"random seed (default: {c.seed})")
     t.add_argument("--name", help="model name (default: from data set and architecture)")
     t.add_argument("--device", help="OpenCL device (P:D or a name substring; default: $SPARSECL_DEVICE)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -141,8 +145,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "epochs", 1) < 0 or getattr(args, "debias_epochs", 1) < 0:
-        parser().error("epochs must be >= 0")
     try:
         return args.func(args) or 0
     except SparseclError as e:

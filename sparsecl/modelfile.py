@@ -112,6 +112,7 @@ def atomic_write(path, write) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
+        os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     except OSError as e:
         raise SparseclError(f"cannot write {path}: {e.strerror}") from None

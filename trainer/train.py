@@ -5,6 +5,7 @@ The whole epoch stays on the device: batches are gathered by a kernel from a dev
 per-sample losses land in an epoch-long buffer, and the host waits once per epoch.
 """
 
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -24,15 +25,25 @@ from sparsecl.trainer.network import Network
 class TrainConfig:
     dataset: str = "digits"
     arch: str = "lenet-300-100"
-    lam: float = 1e-3          # l1 strength: loss = mean cross-entropy + lam * sum |w|
-    epochs: int = 30           # proximal l1 phase
-    debias_epochs: int = 15    # frozen support, no l1 term, CSR form
+    lam: float = 0.01          # l1 strength: loss = mean cross-entropy + lam * sum |w|
+    epochs: int = 100          # proximal l1 phase
+    debias_epochs: int = 50    # frozen support, no l1 term, CSR form
     batch_size: int = 32
     lr: float = 0.05
     momentum: float = 0.9
     augment: int = 1           # random shifts of up to this many pixels (images only; 0 disables)
     seed: int = 0
     name: str = ""
+
+    def validate(self):
+        checks = [(self.lam >= 0, "--lam must be >= 0"), (self.epochs >= 0, "--epochs must be >= 0"),
+                  (self.debias_epochs >= 0, "--debias-epochs must be >= 0"),
+                  (self.batch_size >= 1, "--batch-size must be >= 1"), (self.lr > 0, "--lr must be > 0"),
+                  (0 <= self.momentum < 1, "--momentum must be in [0, 1)"),
+                  (self.augment >= 0, "--augment must be >= 0")]
+        for ok, message in checks:
+            if not ok:
+                raise SparseclError(message)
 
 
 def init_layers(specs, rng):
@@ -49,6 +60,7 @@ def lr_at(config, phase, epoch):
 
 
 def train(config: TrainConfig, device=None, progress=True, log=print) -> Model:
+    config.validate()
     data = datasets.load(config.dataset)
     n_in = int(np.prod(data.input_shape))
     specs = archs.layer_specs(config.arch, n_in, data.classes)
@@ -83,8 +95,9 @@ def train(config: TrainConfig, device=None, progress=True, log=print) -> Model:
     for phase, epochs, lam in (("l1", config.epochs, config.lam), ("debias", config.debias_epochs, 0.0)):
         if phase == "debias":
             net.to_csr()
-        bar = tqdm(total=epochs * steps, desc=f"{phase:>6}", disable=not progress, unit="step",
-                   dynamic_ncols=True, leave=True)
+        # A live bar on a terminal; in a log, a line every tenth of the phase instead.
+        live = progress and sys.stderr.isatty()
+        bar = tqdm(total=epochs * steps, desc=f"{phase:>6}", disable=not live, unit="step", dynamic_ncols=True)
         for epoch in range(epochs):
             t0 = time.perf_counter()
             lr = lr_at(config, phase, epoch)
@@ -101,7 +114,7 @@ def train(config: TrainConfig, device=None, progress=True, log=print) -> Model:
                                   losses.data, correct.data, np.int32(batch), np.int32(step * batch))
                 net.backward(dlogits, x_batch, batch)
                 net.step(lr, config.momentum, lam)
-                if progress and step % 16 == 15:
+                if live and step % 16 == 15:
                     bar.update(16)
             loss = float(losses.get().mean())
             if not np.isfinite(loss):
@@ -118,6 +131,9 @@ def train(config: TrainConfig, device=None, progress=True, log=print) -> Model:
             bar.n = (epoch + 1) * steps
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{train_acc:.3f}", test=f"{test_acc:.3f}",
                             density=f"{total_density:.3f}")
+            if progress and not live and ((epoch + 1) % max(1, epochs // 10) == 0 or epoch + 1 == epochs):
+                log(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.4f}, train accuracy {train_acc:.4f}, "
+                    f"test accuracy {test_acc:.4f}, density {total_density:.4f}")
         bar.close()
 
     layers = [Layer(l.name, "dense", l.n_in, l.n_out, l.relu, l.weights(), l.bias.get()) for l in net.layers]
