@@ -1,6 +1,7 @@
 """The `sparsecl` command line."""
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -30,15 +31,30 @@ def cmd_devices(args):
 
 def cmd_train(args):
     from sparsecl import modelfile
-    from sparsecl.trainer.train import TrainConfig, train
+    from sparsecl.trainer.train import Interrupted, TrainConfig, train
     config = TrainConfig(dataset=args.dataset, arch=args.arch, lam=args.lam, epochs=args.epochs,
                          debias_epochs=args.debias_epochs, batch_size=args.batch_size, lr=args.lr,
-                         momentum=args.momentum, seed=args.seed, augment=args.augment, name=args.name or "")
-    model = train(config, device=args.device, progress=not args.quiet)
+                         momentum=args.momentum, augment=args.augment, csr_below=args.csr_below, seed=args.seed,
+                         name=args.name or "")
+    ckpt = args.resume or checkpoint_path(args.output)
+    try:
+        model = train(config, device=args.device, progress=not args.quiet, checkpoint_path=ckpt,
+                      resume=args.resume)
+    except Interrupted as e:
+        print(f"sparsecl: {e} -o {args.output}" if "resume" in str(e) else f"sparsecl: {e}", file=sys.stderr)
+        return 130
     modelfile.save(model, args.output)
+    if os.path.exists(ckpt):
+        os.unlink(ckpt)                  # the model file now holds the finished run
     s = model.training["summary"]
     print(f"saved {args.output}: test accuracy {s['test_acc']:.4f}, {s['nnz']} of {s['params']} weights "
           f"nonzero ({s['nnz'] / s['params']:.2%}), trained in {s['seconds']:.1f} s")
+
+
+def checkpoint_path(output: str) -> str:
+    """model.npz -> model.ckpt.npz, beside the model."""
+    root, ext = os.path.splitext(output)
+    return f"{root}.ckpt{ext or '.npz'}"
 
 
 def _golden_input(model, count=8):
@@ -119,7 +135,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--momentum", type=float, default=c.momentum, help=f"momentum (default: {c.momentum})")
     t.add_argument("--augment", type=int, default=c.augment,
                    help=f"random image shifts of up to N pixels while training (default: {c.augment}; 0: off)")
+    t.add_argument("--csr-below", type=float, default=c.csr_below,
+                   help="in the l1 phase, move a layer to CSR form once its density is at most this "
+                        f"(its zeros can then no longer regrow; default: {c.csr_below}, only at debiasing)")
     t.add_argument("--seed", type=int, default=c.seed, help=f"random seed (default: {c.seed})")
+    t.add_argument("--resume", metavar="CKPT", help="continue the run in this checkpoint (other settings "
+                                                    "come from it); one is written beside -o every epoch")
     t.add_argument("--name", help="model name (default: from data set and architecture)")
     t.add_argument("--device", help="OpenCL device (P:D or a name substring; default: $SPARSECL_DEVICE)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -111,3 +111,27 @@ def test_generate_rejects_a_malformed_model_and_writes_nothing(tmp_path):
     result = cli("generate", tmp_path / "bad.npz", "-o", tmp_path / "out")
     assert result.returncode == 1 and "not a sparsecl model file" in result.stderr
     assert sorted(os.listdir(tmp_path)) == ["bad.npz"]
+
+
+@needs_opencl
+def test_ctrl_c_saves_a_checkpoint_and_resume_ends_with_the_same_weights(tmp_path):
+    import signal
+    import time
+    args = ["train", "--arch", "mlp:32", "--epochs", "60", "--debias-epochs", "5", "--lam", "0.02", "--quiet"]
+    assert cli(*args, "-o", tmp_path / "full.npz").returncode == 0
+    assert not (tmp_path / "full.ckpt.npz").exists()          # removed once the model is saved
+    ckpt = tmp_path / "cut.ckpt.npz"
+    proc = subprocess.Popen([SPARSECL, *args, "-o", str(tmp_path / "cut.npz")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"--resume {ckpt}" in err and not (tmp_path / "cut.npz").exists()
+    result = cli("train", "--resume", ckpt, "--quiet", "-o", tmp_path / "cut.npz")
+    assert result.returncode == 0, result.stderr
+    full, cut = modelfile.load(tmp_path / "full.npz"), modelfile.load(tmp_path / "cut.npz")
+    for a, b in zip(full.layers, cut.layers):
+        assert np.array_equal(a.weights.toarray(), b.weights.toarray()) and np.array_equal(a.bias, b.bias)

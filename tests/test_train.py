@@ -8,10 +8,10 @@ from conftest import needs_opencl
 pytestmark = needs_opencl
 
 
-def quick(**kw):
+def quick(checkpoint_path=None, **kw):
     base = dict(arch="mlp:32", epochs=3, debias_epochs=2, lam=0.01, batch_size=32)
     base.update(kw)
-    return train(TrainConfig(**base), progress=False, log=lambda *a: None)
+    return train(TrainConfig(**base), progress=False, log=lambda *a: None, checkpoint_path=checkpoint_path)
 
 
 def test_same_seed_same_weights_and_other_seed_differs():
@@ -47,3 +47,54 @@ def test_training_learns_digits():
     log = model.training["log"]
     assert log[-1]["test_acc"] > 0.85
     assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_layers_move_to_csr_during_l1_and_their_support_only_shrinks():
+    model = quick(lam=0.05, epochs=6, debias_epochs=1, csr_below=0.6)
+    l1 = [h for h in model.training["log"] if h["phase"] == "l1"]
+    assert l1[-1]["forms"][0] == "csr" and l1[0]["forms"][1] == "dense"
+    for layer in range(2):
+        moved = [i for i, h in enumerate(l1) if h["forms"][layer] == "csr"]
+        if not moved:
+            continue
+        counts = [l1[i]["nnz"][layer] for i in moved]
+        assert counts == sorted(counts, reverse=True)     # no regrowth once in CSR form
+        assert l1[moved[0]]["density"][layer] <= 0.6
+
+
+@pytest.mark.parametrize("stop_at", [2, 5])           # inside the l1 phase, inside debiasing
+@pytest.mark.parametrize("csr_below", [0.0, 0.6])
+def test_resume_after_interrupt_gives_the_same_weights(tmp_path, monkeypatch, stop_at, csr_below):
+    from sparsecl.trainer import train as train_module
+    from sparsecl.trainer.epochs import EpochRunner
+    settings = dict(lam=0.05, epochs=4, debias_epochs=3, csr_below=csr_below)
+    reference = quick(**settings)
+
+    calls, original = [], EpochRunner.run
+
+    def interrupting(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == stop_at + 1:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    ckpt = tmp_path / "run.ckpt.npz"
+    monkeypatch.setattr(EpochRunner, "run", interrupting)
+    with pytest.raises(train_module.Interrupted, match="--resume"):
+        quick(checkpoint_path=ckpt, **settings)
+    monkeypatch.setattr(EpochRunner, "run", original)
+    resumed = train(None, progress=False, log=lambda *a: None, checkpoint_path=ckpt, resume=ckpt)
+    for a, b in zip(reference.layers, resumed.layers):
+        assert np.array_equal(a.weights.indptr, b.weights.indptr)
+        assert np.array_equal(a.weights.indices, b.weights.indices)
+        assert np.array_equal(a.weights.data, b.weights.data)
+        assert np.array_equal(a.bias, b.bias)
+    assert [h["epoch"] for h in resumed.training["log"]] == [1, 2, 3, 4, 1, 2, 3]
+
+
+def test_damaged_checkpoint_is_refused(tmp_path):
+    from sparsecl import SparseclError
+    bad = tmp_path / "bad.ckpt.npz"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(SparseclError, match="not a sparsecl checkpoint"):
+        train(None, resume=bad)

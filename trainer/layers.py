@@ -1,28 +1,34 @@
 """Fully connected layers on the device, in dense or CSR form, with their forward and backward passes.
 
-Every layer owns its weights, gradients and optimiser state as device arrays, its output buffer for up to
-`capacity` samples, and its kernel objects (created once and reused). `dy` passed to `backward` is the
-gradient w.r.t. this layer's pre-activation output; `backward` returns the gradient w.r.t. its input,
-already masked by the previous layer's ReLU.
+Every layer owns its weights, gradients and optimiser state (momentum) as device arrays, its output buffer
+for up to `capacity` samples, and its kernel objects (created once and reused). `dy` passed to `backward`
+is the gradient w.r.t. this layer's pre-activation output; `backward` returns the gradient w.r.t. its
+input, already masked by the previous layer's ReLU.
 """
 
 import numpy as np
-import pyopencl as cl
 import pyopencl.array as cla
 import scipy.sparse as sp
 
+from sparsecl.modelfile import to_csr
 from sparsecl.trainer.csr import CsrIndex
 
 _F32 = np.float32
 
 
+def _device(queue, array, dtype):
+    """A device copy; OpenCL buffers cannot be empty, so an empty array becomes one unused zero."""
+    array = np.ascontiguousarray(array, dtype=dtype)
+    return cla.to_device(queue, array if array.size else np.zeros(1, dtype))
+
+
 class _Layer:
-    def __init__(self, queue, name, n_in, n_out, relu, bias, capacity):
+    def __init__(self, queue, name, n_in, n_out, relu, bias, vbias, capacity):
         self.queue, self.name = queue, name
         self.n_in, self.n_out, self.relu = n_in, n_out, relu
-        self.bias = cla.to_device(queue, np.asarray(bias, dtype=_F32))
+        self.bias = _device(queue, bias, _F32)
         self.dbias = cla.zeros_like(self.bias)
-        self.vbias = cla.zeros_like(self.bias)
+        self.vbias = _device(queue, np.zeros(n_out) if vbias is None else vbias, _F32)
         self.y = cla.empty(queue, (capacity, n_out), _F32)
         self.dx = cla.empty(queue, (capacity, n_in), _F32)
 
@@ -41,20 +47,26 @@ class _Layer:
         """(values, gradient, velocity, is_weight) per parameter array; l1 applies to weights only."""
         return [(self.values, self.dvalues, self.vvalues, True), (self.bias, self.dbias, self.vbias, False)]
 
+    @property
+    def params(self) -> int:
+        return self.n_in * self.n_out
+
 
 class DenseLayer(_Layer):
-    """Dense weights (n_out, n_in): the l1 phase, where zeros may still regrow."""
+    """Dense weights (n_out, n_in): the l1 phase, where zeros may still regrow. With a mask (0/1 per
+    weight), the weights are kept on the mask's support after every step: dense masked training."""
 
-    kind = "dense"
+    form = "dense"
 
-    def __init__(self, queue, programs, name, weights, bias, relu, capacity):
+    def __init__(self, queue, programs, name, weights, bias, relu, capacity, velocity=None, vbias=None,
+                 mask=None):
         n_out, n_in = weights.shape
-        super().__init__(queue, name, n_in, n_out, relu, bias, capacity)
-        self.values = cla.to_device(queue, np.ascontiguousarray(weights, dtype=_F32))
+        super().__init__(queue, name, n_in, n_out, relu, bias, vbias, capacity)
+        self.values = _device(queue, weights, _F32)
         self.dvalues = cla.zeros_like(self.values)
-        self.vvalues = cla.zeros_like(self.values)
-        self.k = programs.kernels("dense.cl.j2", ["%s_forward" % name, "%s_grad_input" % name,
-                                                  "%s_grad_weight" % name],
+        self.vvalues = _device(queue, np.zeros_like(weights) if velocity is None else velocity, _F32)
+        self.mask = None if mask is None else _device(queue, mask, _F32)
+        self.k = programs.kernels("dense.cl.j2", [f"{name}_forward", f"{name}_grad_input", f"{name}_grad_weight"],
                                   p=name, n_in=n_in, n_out=n_out, relu=relu, training=True)
 
     def forward(self, x, batch):
@@ -71,36 +83,56 @@ class DenseLayer(_Layer):
                   dy.data, x.data, self.dvalues.data, np.int32(batch))
 
     def weights(self) -> sp.csr_matrix:
-        from sparsecl.modelfile import to_csr
         return to_csr(self.values.get())
 
-    def state(self):
-        return {"values": self.values.get(), "velocity": self.vvalues.get(),
-                "bias": self.bias.get(), "vbias": self.vbias.get()}
+    def state(self) -> dict:
+        return {"values": self.values.get(), "velocity": self.vvalues.get(), "bias": self.bias.get(),
+                "vbias": self.vbias.get()}
 
 
 class CsrLayer(_Layer):
-    """Weights in CSR form on a frozen support: memory and work grow with the nonzeros only."""
+    """Weights in CSR form on a fixed support: memory and work grow with the nonzeros only.
 
-    kind = "csr"
+    velocity, when given, holds the momentum of each stored weight (in CSR order)."""
 
-    def __init__(self, queue, programs, name, weights: sp.csr_matrix, bias, relu, capacity, training=True):
+    form = "csr"
+
+    def __init__(self, queue, programs, name, weights: sp.csr_matrix, bias, relu, capacity, training=True,
+                 velocity=None, vbias=None):
         n_out, n_in = weights.shape
-        super().__init__(queue, name, n_in, n_out, relu, bias, capacity)
+        super().__init__(queue, name, n_in, n_out, relu, bias, vbias, capacity)
         self.index = CsrIndex.of(weights)
         self.nnz = int(weights.nnz)
-        up = lambda a: cla.to_device(queue, a if len(a) else np.zeros(1, a.dtype))  # noqa: E731 (no 0-byte buffers)
-        self.rowptr, self.cols = up(self.index.rowptr), up(self.index.cols)
-        self.values = up(weights.data.astype(_F32))
+        self.rowptr, self.cols = _device(queue, self.index.rowptr, np.int32), _device(queue, self.index.cols, np.int32)
+        self.values = _device(queue, weights.data, _F32)
         names = [f"{name}_forward"]
         if training:
-            self.rows, self.colptr = up(self.index.rows), up(self.index.colptr)
-            self.rows_t, self.perm_t = up(self.index.rows_t), up(self.index.perm_t)
+            ix = self.index
+            self.rows, self.colptr = _device(queue, ix.rows, np.int32), _device(queue, ix.colptr, np.int32)
+            self.rows_t, self.perm_t = _device(queue, ix.rows_t, np.int32), _device(queue, ix.perm_t, np.int32)
             self.dvalues = cla.zeros_like(self.values)
-            self.vvalues = cla.zeros_like(self.values)
+            self.vvalues = _device(queue, np.zeros(self.nnz) if velocity is None else velocity, _F32)
             names += [f"{name}_grad_input", f"{name}_grad_weight"]
         self.k = programs.kernels("csr.cl.j2", names, p=name, n_in=n_in, n_out=n_out, relu=relu,
                                   training=training)
+
+    @classmethod
+    def from_layer(cls, layer, programs, capacity, keep_velocity):
+        """The CSR form of a layer on its current nonzeros, with their momentum if keep_velocity."""
+        state = layer.state()
+        if layer.form == "dense":
+            weights = to_csr(state["values"])
+            dense_velocity = state["velocity"]
+            velocity = dense_velocity[CsrIndex.of(weights).rows, weights.indices]
+        else:
+            keep = state["values"] != 0
+            per_row = np.bincount(layer.index.rows[keep], minlength=layer.n_out)
+            rowptr = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
+            weights = sp.csr_matrix((state["values"][keep], layer.index.cols[keep], rowptr),
+                                    shape=(layer.n_out, layer.n_in))
+            velocity = state["velocity"][keep]
+        return cls(layer.queue, programs, layer.name, weights, state["bias"], layer.relu, capacity,
+                   velocity=velocity if keep_velocity else None, vbias=state["vbias"] if keep_velocity else None)
 
     def forward(self, x, batch):
         self._run(self.k[f"{self.name}_forward"], (self.n_out, batch), x.data, self.rowptr.data,
@@ -122,9 +154,10 @@ class CsrLayer(_Layer):
         return params if self.nnz else params[1:]
 
     def weights(self) -> sp.csr_matrix:
-        data = self.values.get()[:self.nnz]
-        return sp.csr_matrix((data, self.index.cols, self.index.rowptr), shape=(self.n_out, self.n_in))
+        return sp.csr_matrix((self.values.get()[:self.nnz], self.index.cols, self.index.rowptr),
+                             shape=(self.n_out, self.n_in))
 
-    def state(self):
+    def state(self) -> dict:
         return {"values": self.values.get()[:self.nnz], "velocity": self.vvalues.get()[:self.nnz],
-                "bias": self.bias.get(), "vbias": self.vbias.get()}
+                "bias": self.bias.get(), "vbias": self.vbias.get(), "indptr": self.index.rowptr,
+                "indices": self.index.cols}

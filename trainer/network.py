@@ -10,31 +10,50 @@ from sparsecl.trainer.programs import ProgramCache
 
 
 class Network:
-    def __init__(self, context, queue, layers, classes, preprocess, capacity):
-        """layers: [(name, weights (dense ndarray or scipy CSR), bias, relu)]; CSR weights give CSR layers.
-        preprocess: {"mean", "scale"} turning raw input into network input."""
+    def __init__(self, context, queue, layers, classes, preprocess, capacity, masks=None):
+        """layers: [(name, weights, bias, relu)]: dense ndarray weights give dense layers, scipy sparse ones
+        CSR layers. preprocess: {"mean", "scale"} turning raw input into network input. masks: optional
+        0/1 arrays per layer keeping dense layers on a fixed support (dense masked training)."""
         self.context, self.queue, self.capacity = context, queue, capacity
         self.programs = ProgramCache(context)
-        self.layers = [self._make_layer(*spec) for spec in layers]
+        masks = masks or [None] * len(layers)
+        self.layers = [self._make_layer(*spec, mask=mask) for spec, mask in zip(layers, masks)]
         self.n_in = self.layers[0].n_in
+        self.preprocess_params = dict(preprocess)
         self._preprocess = self.programs.kernels("preprocess.cl.j2", ["preprocess"], **preprocess)["preprocess"]
         self._raw = cla.empty(queue, (capacity, self.n_in), np.float32)
         self._x = cla.empty(queue, (capacity, self.n_in), np.float32)
         self.shared = self.programs.kernels("train.cl.j2", ["gather_batch", "softmax_xent", "bias_grad",
-                                                             "sgd_prox"], classes=classes)
+                                                             "sgd_prox", "apply_mask"], classes=classes)
         self._count_nonzero = ReductionKernel(context, np.int32, neutral="0", reduce_expr="a+b",
                                               map_expr="x[i] != 0.0f ? 1 : 0",
                                               arguments="__global const float *x")
 
-    def _make_layer(self, name, weights, bias, relu):
+    def _make_layer(self, name, weights, bias, relu, mask=None):
         if hasattr(weights, "tocsr"):
             return CsrLayer(self.queue, self.programs, name, weights.tocsr(), bias, relu, self.capacity)
-        return DenseLayer(self.queue, self.programs, name, weights, bias, relu, self.capacity)
+        return DenseLayer(self.queue, self.programs, name, weights, bias, relu, self.capacity, mask=mask)
 
-    def to_csr(self):
-        """Freeze each layer's current support: switch every dense layer to CSR form (biases kept)."""
-        self.layers = [CsrLayer(self.queue, self.programs, l.name, l.weights(), l.bias.get(), l.relu,
-                                self.capacity) if isinstance(l, DenseLayer) else l for l in self.layers]
+    def to_csr(self, below_density=1.0, keep_velocity=False):
+        """Move dense layers whose density is at most below_density to CSR form, on their current nonzeros
+        (a frozen support: zeros can no longer regrow). Returns the names of the layers moved."""
+        moved = []
+        for index, (layer, nnz) in enumerate(zip(self.layers, self.nonzeros())):
+            if layer.form == "dense" and nnz <= below_density * layer.params:
+                self.layers[index] = CsrLayer.from_layer(layer, self.programs, self.capacity, keep_velocity)
+                moved.append(layer.name)
+        return moved
+
+    def compact(self):
+        """Drop weights that became exactly zero from CSR layers (l1 phase: the support only shrinks)."""
+        for index, (layer, nnz) in enumerate(zip(self.layers, self.nonzeros())):
+            if layer.form == "csr" and nnz < layer.nnz:
+                self.layers[index] = CsrLayer.from_layer(layer, self.programs, self.capacity, keep_velocity=True)
+
+    def reset_momentum(self):
+        for layer in self.layers:
+            for _values, _grad, velocity, _is_weight in layer.parameters():
+                velocity.fill(0)
 
     def forward(self, x, batch):
         for layer in self.layers:
@@ -46,28 +65,29 @@ class Network:
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
             below = self.layers[index - 1] if index else None
-            layer_in = below.y if below else x
-            dy = layer.backward(dy, layer_in, batch, self.shared["bias_grad"], need_dx=below is not None,
-                                mask_relu=bool(below and below.relu))
+            dy = layer.backward(dy, below.y if below else x, batch, self.shared["bias_grad"],
+                                need_dx=below is not None, mask_relu=bool(below and below.relu))
 
     def step(self, lr, momentum, lam):
-        """SGD with momentum on every parameter; weights then go through the l1 proximal operator."""
+        """SGD with momentum on every parameter; weights then go through the l1 proximal operator (and the
+        mask of a dense masked layer). A plain function of (weights, gradients, state) on the device, so an
+        all-reduce of the gradients could sit right before it."""
         for layer in self.layers:
             for values, grad, velocity, is_weight in layer.parameters():
                 threshold = lr * lam if is_weight else 0.0
                 self.shared["sgd_prox"](self.queue, (values.size,), None, values.data, grad.data,
                                         velocity.data, np.int32(values.size), np.float32(lr),
                                         np.float32(momentum), np.float32(threshold))
+            if getattr(layer, "mask", None) is not None:
+                self.shared["apply_mask"](self.queue, (layer.values.size,), None, layer.values.data,
+                                          layer.mask.data, np.int32(layer.values.size))
 
     def nonzeros(self):
         """Nonzero weights per layer (one small reduction each on the device)."""
         counts = []
         for layer in self.layers:
-            if isinstance(layer, CsrLayer):
-                counts.append(int(self._count_nonzero(layer.values[:max(layer.nnz, 1)]).get())
-                              if layer.nnz else 0)
-            else:
-                counts.append(int(self._count_nonzero(layer.values.ravel()).get()))
+            n = layer.nnz if layer.form == "csr" else layer.values.size
+            counts.append(int(self._count_nonzero(layer.values.ravel()[:n]).get()) if n else 0)
         return counts
 
     def preprocess(self, raw, x, count):

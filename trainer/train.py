@@ -1,24 +1,24 @@
-"""Training from scratch: proximal l1 phase (dense, zeros may regrow), then debiasing on the frozen
-support in CSR form without the l1 term.
-
-The whole epoch stays on the device: batches are gathered by a kernel from a device copy of the data set,
-per-sample losses land in an epoch-long buffer, and the host waits once per epoch.
+"""Training from scratch: a proximal l1 phase, then debiasing on the frozen support in CSR form without
+the l1 term. A checkpoint is written after every epoch (atomically), and a run continues from one with
+exactly the weights an uninterrupted run would have had.
 """
 
+import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-import pyopencl as cl
-import pyopencl.array as cla
 from tqdm import tqdm
 
 from sparsecl import SparseclError
-from sparsecl.modelfile import Layer, Model, to_csr
-from sparsecl.trainer import archs, datasets
+from sparsecl.modelfile import Layer, Model
+from sparsecl.trainer import archs, checkpoint, datasets
 from sparsecl.trainer.device import create_context
+from sparsecl.trainer.epochs import EpochRunner
 from sparsecl.trainer.network import Network
+
+PHASES = ("l1", "debias")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.9
     augment: int = 1           # random shifts of up to this many pixels (images only; 0 disables)
+    csr_below: float = 0.0     # in the l1 phase, a layer moves to CSR form once its density is at most this
     seed: int = 0
     name: str = ""
 
@@ -40,10 +41,20 @@ class TrainConfig:
                   (self.debias_epochs >= 0, "--debias-epochs must be >= 0"),
                   (self.batch_size >= 1, "--batch-size must be >= 1"), (self.lr > 0, "--lr must be > 0"),
                   (0 <= self.momentum < 1, "--momentum must be in [0, 1)"),
-                  (self.augment >= 0, "--augment must be >= 0")]
+                  (self.augment >= 0, "--augment must be >= 0"),
+                  (0 <= self.csr_below <= 1, "--csr-below must be in [0, 1]")]
         for ok, message in checks:
             if not ok:
                 raise SparseclError(message)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+class Interrupted(SparseclError):
+    """Training stopped by Ctrl-C; the last completed epoch is in the checkpoint (if any)."""
 
 
 def init_layers(specs, rng):
@@ -59,86 +70,96 @@ def lr_at(config, phase, epoch):
     return config.lr * 0.5 * (1 + np.cos(np.pi * epoch / max(config.debias_epochs, 1)))
 
 
-def train(config: TrainConfig, device=None, progress=True, log=print) -> Model:
+def _restore(net, state: checkpoint.Checkpoint):
+    for layer, (_name, _relu, _w, _b, velocity, vbias) in zip(net.layers, state.layers):
+        if velocity.size:
+            layer.vvalues.set(np.ascontiguousarray(velocity, np.float32))
+        layer.vbias.set(np.ascontiguousarray(vbias, np.float32))
+
+
+def train(config: TrainConfig = None, device=None, progress=True, log=print, checkpoint_path=None,
+          resume=None) -> Model:
+    """Train as config says, or continue the run in the checkpoint file `resume`."""
+    state = checkpoint.load(resume) if resume else None
+    if state:
+        config = TrainConfig.from_dict(state.config)
     config.validate()
     data = datasets.load(config.dataset)
     n_in = int(np.prod(data.input_shape))
     specs = archs.layer_specs(config.arch, n_in, data.classes)
     raw_train = data.x_train.reshape(len(data.x_train), n_in).astype(np.float32)
-    std = float(raw_train.std())
-    preprocess = {"mean": float(raw_train.mean()), "scale": 1.0 / std if std > 0 else 1.0}
+    if state:
+        preprocess = state.preprocess
+        layers = [(name, w, b, relu) for name, relu, w, b, _v, _vb in state.layers]
+    else:
+        std = float(raw_train.std())
+        preprocess = {"mean": float(raw_train.mean()), "scale": 1.0 / std if std > 0 else 1.0}
+        layers = init_layers(specs, np.random.default_rng(config.seed))
 
-    rng = np.random.default_rng(config.seed)
     context, queue, info = create_context(device)
     log(f"device: {info.name} ({info.platform})")
-    n_train, batch = len(raw_train), min(config.batch_size, len(raw_train))
-    net = Network(context, queue, init_layers(specs, rng), data.classes, preprocess, capacity=batch)
+    net = Network(context, queue, layers, data.classes, preprocess, capacity=min(config.batch_size, len(raw_train)))
+    if state:
+        _restore(net, state)
+        log(f"resuming {resume}: {PHASES[state.phase_index]} phase, epoch {state.epoch + 1}")
+    runner = EpochRunner(net, raw_train, data.y_train, data.input_shape, config.batch_size, config.augment,
+                         config.seed)
+    history = list(state.history) if state else []
+    start_phase, start_epoch = (state.phase_index, state.epoch) if state else (0, 0)
+    elapsed_before, started = (state.elapsed if state else 0.0), time.perf_counter()
 
-    # The data set lives on the device, normalised once.
-    x_all = cla.to_device(queue, raw_train)
-    net.preprocess(x_all, x_all, x_all.size)
-    y_all = cla.to_device(queue, data.y_train.astype(np.int32))
-    x_batch = cla.empty(queue, (batch, n_in), np.float32)
-    y_batch = cla.empty(queue, (batch,), np.int32)
-    dlogits = cla.empty(queue, (batch, data.classes), np.float32)
-    steps = n_train // batch                     # the last partial batch is dropped; shuffling varies it
-    losses = cla.empty(queue, (steps * batch,), np.float32)
-    correct = cla.empty(queue, (steps * batch,), np.int32)
-    perm_dev = cla.empty(queue, (n_train,), np.int32)
-    shift_dev = cla.empty(queue, (n_train, 2), np.int32)
-    height, cols = data.input_shape[-2:] if len(data.input_shape) >= 2 else (1, n_in)
-    max_shift = config.augment if len(data.input_shape) >= 2 else 0
-    fill = np.float32((np.float32(0.0) - np.float32(preprocess["mean"])) * np.float32(preprocess["scale"]))
-    k = net.shared
-
-    history, started = [], time.perf_counter()
-    for phase, epochs, lam in (("l1", config.epochs, config.lam), ("debias", config.debias_epochs, 0.0)):
-        if phase == "debias":
-            net.to_csr()
-        # A live bar on a terminal; in a log, a line every tenth of the phase instead.
-        live = progress and sys.stderr.isatty()
-        bar = tqdm(total=epochs * steps, desc=f"{phase:>6}", disable=not live, unit="step", dynamic_ncols=True)
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            lr = lr_at(config, phase, epoch)
-            # Each epoch's order depends only on (seed, phase, epoch): a resumed run sees the same batches.
-            epoch_rng = np.random.default_rng([config.seed, phase == "debias", epoch])
-            perm_dev.set(epoch_rng.permutation(n_train).astype(np.int32))
-            shift_dev.set(epoch_rng.integers(-max_shift, max_shift + 1, (n_train, 2), dtype=np.int32))
-            for step in range(steps):
-                k["gather_batch"](queue, (n_in, batch), None, x_all.data, y_all.data, perm_dev.data,
-                                  shift_dev.data, x_batch.data, y_batch.data, np.int32(step * batch),
-                                  np.int32(n_in), np.int32(height), np.int32(cols), fill)
-                logits = net.forward(x_batch, batch)
-                k["softmax_xent"](queue, (batch,), None, logits.data, y_batch.data, dlogits.data,
-                                  losses.data, correct.data, np.int32(batch), np.int32(step * batch))
-                net.backward(dlogits, x_batch, batch)
-                net.step(lr, config.momentum, lam)
-                if live and step % 16 == 15:
-                    bar.update(16)
-            loss = float(losses.get().mean())
-            if not np.isfinite(loss):
-                raise SparseclError(f"training diverged in {phase} epoch {epoch + 1} (loss {loss}); "
-                                    "lower --lr or --lam")
-            train_acc = float(correct.get().mean())
-            test_acc = float(np.mean(net.predict(data.x_test).argmax(1) == data.y_test))
-            nnz = net.nonzeros()
-            density = [n / (l.n_in * l.n_out) for n, l in zip(nnz, net.layers)]
-            total_density = sum(nnz) / sum(l.n_in * l.n_out for l in net.layers)
-            history.append({"phase": phase, "epoch": epoch + 1, "lr": float(lr), "loss": loss,
-                            "train_acc": train_acc, "test_acc": test_acc, "nnz": nnz, "density": density,
-                            "seconds": time.perf_counter() - t0})
-            bar.n = (epoch + 1) * steps
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{train_acc:.3f}", test=f"{test_acc:.3f}",
-                            density=f"{total_density:.3f}")
-            if progress and not live and ((epoch + 1) % max(1, epochs // 10) == 0 or epoch + 1 == epochs):
-                log(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.4f}, train accuracy {train_acc:.4f}, "
-                    f"test accuracy {test_acc:.4f}, density {total_density:.4f}")
+    budgets = (config.epochs, config.debias_epochs)
+    lams = (config.lam, 0.0)
+    for phase_index in range(start_phase, len(PHASES)):
+        phase, epochs = PHASES[phase_index], budgets[phase_index]
+        first = start_epoch if phase_index == start_phase else 0
+        if phase == "debias" and first == 0:
+            net.to_csr()                         # freeze the support; momentum starts afresh
+            net.compact()
+            net.reset_momentum()
+        live = progress and sys.stderr.isatty()  # a bar on a terminal; in a log, a line per tenth instead
+        bar = tqdm(total=epochs * runner.steps, initial=first * runner.steps, desc=f"{phase:>6}",
+                   disable=not live, unit="step", dynamic_ncols=True)
+        try:
+            for epoch in range(first, epochs):
+                t0 = time.perf_counter()
+                lr = lr_at(config, phase, epoch)
+                loss, train_acc = runner.run(phase_index, epoch, lr, config.momentum, lams[phase_index],
+                                             on_steps=bar.update if live else None)
+                if not np.isfinite(loss):
+                    raise SparseclError(f"training diverged in {phase} epoch {epoch + 1} (loss {loss}); "
+                                        "lower --lr or --lam")
+                if phase == "l1" and config.csr_below > 0:
+                    net.to_csr(config.csr_below, keep_velocity=True)
+                    net.compact()
+                test_acc = float(np.mean(net.predict(data.x_test).argmax(1) == data.y_test))
+                nnz = net.nonzeros()
+                density = [n / l.params for n, l in zip(nnz, net.layers)]
+                total = sum(nnz) / sum(l.params for l in net.layers)
+                history.append({"phase": phase, "epoch": epoch + 1, "lr": float(lr), "loss": loss,
+                                "train_acc": train_acc, "test_acc": test_acc, "nnz": nnz, "density": density,
+                                "forms": [l.form for l in net.layers], "seconds": time.perf_counter() - t0})
+                if checkpoint_path:
+                    position = (phase_index, epoch + 1) if epoch + 1 < epochs else (phase_index + 1, 0)
+                    checkpoint.save(checkpoint_path, asdict(config), *position, history, preprocess, net,
+                                    elapsed_before + time.perf_counter() - started)
+                bar.n = (epoch + 1) * runner.steps
+                bar.set_postfix(loss=f"{loss:.3f}", acc=f"{train_acc:.3f}", test=f"{test_acc:.3f}",
+                                density=f"{total:.3f}")
+                if progress and not live and ((epoch + 1) % max(1, epochs // 10) == 0 or epoch + 1 == epochs):
+                    log(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.4f}, train accuracy {train_acc:.4f}, "
+                        f"test accuracy {test_acc:.4f}, density {total:.4f}")
+        except KeyboardInterrupt:
+            bar.close()
+            saved = checkpoint_path and os.path.exists(checkpoint_path)
+            raise Interrupted(f"interrupted; resume with: sparsecl train --resume {checkpoint_path}" if saved
+                              else "interrupted before the first epoch ended; nothing to resume") from None
         bar.close()
 
     layers = [Layer(l.name, "dense", l.n_in, l.n_out, l.relu, l.weights(), l.bias.get()) for l in net.layers]
     final = history[-1] if history else {}
-    summary = {"config": asdict(config), "device": info.name, "seconds": time.perf_counter() - started,
+    summary = {"config": asdict(config), "device": info.name,
+               "seconds": elapsed_before + time.perf_counter() - started,
                "test_acc": final.get("test_acc"), "train_acc": final.get("train_acc"),
                "nnz": sum(l.nnz for l in layers), "params": sum(l.params for l in layers)}
     name = config.name or f"{config.dataset}-{config.arch}".replace(":", "-").replace(",", "-")
