@@ -25,10 +25,11 @@ environment().filters["clines"] = c_lines
 
 def kernel_source(plan: BundlePlan) -> str:
     """Preprocessing and every layer's forward kernel, from the templates the trainer renders."""
-    parts = [render("kernels/preprocess.cl.j2", mean=plan.mean, scale=plan.scale)]
+    parts = [render("kernels/preprocess.cl.j2", n_in=plan.input_size, mean=plan.mean, scale=plan.scale,
+                    training=False)]
     for l in plan.layers:
         parts.append(render("kernels/csr.cl.j2", p=l.ident, n_in=l.n_in, n_out=l.n_out, relu=l.relu,
-                            training=False))
+                            training=False, vw=plan.vector_width))
     return "\n".join(parts)
 
 

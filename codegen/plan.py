@@ -8,6 +8,7 @@ import numpy as np
 from sparsecl import SparseclError
 from sparsecl.reference import logits as reference_logits
 from sparsecl.render import c_ident
+from sparsecl.tiling import VECTOR
 
 GOLDEN_SAMPLES = 8
 
@@ -74,6 +75,7 @@ class BundlePlan:
     layers: list
     golden_input: np.ndarray
     golden_logits: np.ndarray
+    vector_width: int = VECTOR    # samples per work-item in the OpenCL kernels
 
 
 def plan(model, target: str, precision: str = "fp32", golden_input=None) -> BundlePlan:

@@ -24,6 +24,7 @@ struct sc_clnet {
     cl_program program;
     cl_kernel preprocess;
     cl_mem raw, act[2];
+    float *logits_t;         /* feature-major logits, read back before transposing */
     layer_state *layers;
     char device[128];
     double build_seconds;
@@ -125,9 +126,10 @@ sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t er
     net->model = m;
     net->max_batch = max_batch;
     net->layers = calloc((size_t)m->n_layers, sizeof *net->layers);
+    net->logits_t = malloc((size_t)max_batch * (size_t)m->classes * sizeof(float));
     cl_device_id device;
     cl_int status;
-    if (!net->layers || sc_cl_load(&net->cl, err, err_len) || pick_device(net, &device, err, err_len))
+    if (!net->layers || !net->logits_t || sc_cl_load(&net->cl, err, err_len) || pick_device(net, &device, err, err_len))
         goto fail;
     net->context = net->cl.clCreateContext(NULL, 1, &device, NULL, NULL, &status);
     if (check(status, "clCreateContext", err, err_len))
@@ -187,12 +189,12 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
                                                  NULL, NULL);
     if (check(status, "clEnqueueWriteBuffer", err, err_len))
         return -1;
-    const int count = n * m->input_size;
+    /* Activations are feature-major on the device: preprocess transposes, and so does the read-back. */
     status = ARG(net->preprocess, 0, net->raw) | ARG(net->preprocess, 1, net->act[0]) |
-             ARG(net->preprocess, 2, count);
-    const size_t pre_global = (size_t)count;
+             ARG(net->preprocess, 2, n);
+    const size_t pre_global[2] = {(size_t)m->input_size, (size_t)n};
     if (!status)
-        status = net->cl.clEnqueueNDRangeKernel(net->queue, net->preprocess, 1, NULL, &pre_global, NULL, 0,
+        status = net->cl.clEnqueueNDRangeKernel(net->queue, net->preprocess, 2, NULL, pre_global, NULL, 0,
                                                 NULL, NULL);
     if (check(status, "preprocess", err, err_len))
         return -1;
@@ -203,15 +205,22 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
         status = ARG(s->kernel, 0, in) | ARG(s->kernel, 1, s->rowptr) | ARG(s->kernel, 2, s->cols) |
                  ARG(s->kernel, 3, s->vals) | ARG(s->kernel, 4, s->bias) | ARG(s->kernel, 5, out) |
                  ARG(s->kernel, 6, n);
-        const size_t global[2] = {(size_t)layer->n_out, (size_t)n};
+        const size_t blocks = (size_t)((n + m->vector_width - 1) / m->vector_width);
+        const size_t global[2] = {(size_t)layer->n_out, blocks};
         if (!status)
             status = net->cl.clEnqueueNDRangeKernel(net->queue, s->kernel, 2, NULL, global, NULL, 0, NULL, NULL);
         if (check(status, layer->name, err, err_len))
             return -1;
     }
     status = net->cl.clEnqueueReadBuffer(net->queue, net->act[m->n_layers % 2], CL_TRUE, 0,
-                                         (size_t)n * (size_t)m->classes * sizeof(float), logits, 0, NULL, NULL);
-    return check(status, "clEnqueueReadBuffer", err, err_len);
+                                         (size_t)n * (size_t)m->classes * sizeof(float), net->logits_t, 0, NULL,
+                                         NULL);
+    if (check(status, "clEnqueueReadBuffer", err, err_len))
+        return -1;
+    for (int c = 0; c < m->classes; ++c)
+        for (int b = 0; b < n; ++b)
+            logits[b * m->classes + c] = net->logits_t[c * n + b];
+    return 0;
 }
 
 const char *sc_clnet_device(const sc_clnet *net) { return net->device; }
@@ -234,6 +243,7 @@ void sc_clnet_destroy(sc_clnet *net)
         }
         free(net->layers);
     }
+    free(net->logits_t);
     cl_mem mems[] = {net->raw, net->act[0], net->act[1]};
     for (size_t i = 0; i < 3; ++i)
         if (mems[i])

@@ -30,6 +30,7 @@ typedef struct {
     int n_layers;
     const sc_layer *layers;
     const char *kernel_source;   /* OpenCL C source, or NULL for the plain C target */
+    int vector_width;            /* samples per work-item in the kernels (activations are feature-major) */
     int golden_count;            /* samples for --selftest */
     const float *golden_input;   /* golden_count x input_size raw values */
     const float *golden_logits;  /* golden_count x classes, from the trainer */

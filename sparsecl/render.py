@@ -71,6 +71,15 @@ def c_array(values, per_line: int = 8, kind: str = "int") -> str:
     return ",\n".join("    " + line for line in lines)
 
 
+def hsum(vector: str, width: int) -> str:
+    """OpenCL C summing the lanes of a vector, in lane order.
+
+    >>> hsum("v", 4)
+    '(v.s0 + v.s1 + v.s2 + v.s3)'
+    """
+    return "(" + " + ".join(f"{vector}.s{lane:x}" for lane in range(width)) + ")"
+
+
 @lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
     root = resources.files("sparsecl.templates")
@@ -83,6 +92,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters.update(cfloat=c_float, cident=c_ident, cstring=c_string, carray=c_array)
+    env.globals.update(hsum=hsum)
     return env
 
 

@@ -27,7 +27,7 @@ def numpy_loss(weights, biases, x, labels):
 def test_gradients_match_finite_differences(cl_env, form):
     context, queue = cl_env
     rng = np.random.default_rng(11)
-    widths, batch, classes = [12, 9, 7, 5], 8, 5
+    widths, batch, classes = [12, 9, 7, 5], 19, 5
     weights = [(rng.standard_normal((widths[i + 1], widths[i])) * 0.6).astype(np.float32) for i in range(3)]
     if form == "csr":
         for w in weights:
@@ -38,8 +38,8 @@ def test_gradients_match_finite_differences(cl_env, form):
 
     specs = [(f"g{i}", to_csr(w) if form == "csr" else w, b, i < 2) for i, (w, b) in enumerate(zip(weights, biases))]
     net = Network(context, queue, specs, classes, {"mean": 0.0, "scale": 1.0}, capacity=batch)
-    x_dev = cla.to_device(queue, x)
-    dlogits = cla.empty(queue, (batch, classes), np.float32)
+    x_dev = cla.to_device(queue, np.ascontiguousarray(x.T))          # feature-major
+    dlogits = cla.empty(queue, (classes, batch), np.float32)
     loss, correct = cla.empty(queue, (batch,), np.float32), cla.empty(queue, (batch,), np.int32)
     logits = net.forward(x_dev, batch)
     net.shared["softmax_xent"](queue, (batch,), None, logits.data, cla.to_device(queue, labels).data,

@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from sparsecl.modelfile import to_csr
+from sparsecl.trainer.launch import Launcher
 from sparsecl.trainer.layers import CsrLayer, DenseLayer
 
 from conftest import needs_opencl
@@ -36,35 +37,41 @@ CASES = [  # (n_out, n_in, density, empty row, empty column)
 
 def make_layer(kind, queue, programs, w, b, relu, batch):
     if kind == "csr":
-        return CsrLayer(queue, programs, "t", to_csr(w), b, relu, batch)
-    return DenseLayer(queue, programs, "t", w, b, relu, batch)
+        return CsrLayer(Launcher(queue), programs, "t", to_csr(w), b, relu, batch)
+    return DenseLayer(Launcher(queue), programs, "t", w, b, relu, batch)
+
+
+def feature_major(array, rows, batch):
+    """The (rows, batch) block of a feature-major device buffer whose capacity may exceed batch."""
+    return array.get().ravel()[:rows * batch].reshape(rows, batch)
 
 
 @pytest.mark.parametrize("kind", ["dense", "csr"])
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("relu", [False, True])
-def test_forward_and_gradients_match_numpy(cl_env, programs, kind, case, relu):
+@pytest.mark.parametrize("batch", [5, 37])         # a partial vector block only; full blocks and a tail
+def test_forward_and_gradients_match_numpy(cl_env, programs, kind, case, relu, batch):
     _, queue = cl_env
     n_out, n_in, density, empty_row, empty_col = case
     rng = np.random.default_rng(n_out * 100 + n_in)
-    batch = 6
     w = random_weights(rng, n_out, n_in, density, empty_row, empty_col)
     b = rng.standard_normal(n_out).astype(F32)
     x = rng.standard_normal((batch, n_in)).astype(F32)
     x[x < -0.5] = 0     # some zero inputs, as after a ReLU, to exercise the mask
     dy = rng.standard_normal((batch, n_out)).astype(F32)
-    layer = make_layer(kind, queue, programs, w, b, relu, batch)
+    layer = make_layer(kind, queue, programs, w, b, relu, batch + 3)
 
-    x_dev = cla.to_device(queue, x)
-    y = layer.forward(x_dev, batch).get()
+    x_dev = cla.to_device(queue, np.ascontiguousarray(x.T))
+    y = feature_major(layer.forward(x_dev, batch), n_out, batch).T
     ref = x @ w.T + b
     if relu:
         ref = np.maximum(ref, 0)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
-    bias_grad = programs.kernels("train.cl.j2", ["bias_grad"], classes=10)["bias_grad"]
-    dx = layer.backward(cla.to_device(queue, dy), x_dev, batch, bias_grad, need_dx=True, mask_relu=True).get()
-    np.testing.assert_allclose(dx, (dy @ w) * (x > 0), rtol=1e-5, atol=1e-5)
+    bias_grad = shared(programs)["bias_grad"]
+    dx = layer.backward(cla.to_device(queue, np.ascontiguousarray(dy.T)), x_dev, batch, bias_grad,
+                        need_dx=True, mask_relu=True)
+    np.testing.assert_allclose(feature_major(dx, n_in, batch).T, (dy @ w) * (x > 0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(layer.dbias.get(), dy.sum(0), rtol=1e-5, atol=1e-5)
     dw = dy.T @ x
     if kind == "csr":
@@ -81,7 +88,7 @@ def test_csr_layer_memory_grows_with_nonzeros(cl_env, programs):
     rng = np.random.default_rng(1)
     sizes = []
     for density in (0.01, 0.1):
-        layer = CsrLayer(queue, programs, "m", to_csr(random_weights(rng, 300, 784, density)),
+        layer = CsrLayer(Launcher(queue), programs, "m", to_csr(random_weights(rng, 300, 784, density)),
                          np.zeros(300, F32), True, 1)
         sizes.append(sum(a.nbytes for a in (layer.values, layer.dvalues, layer.vvalues, layer.cols, layer.rows,
                                             layer.rows_t, layer.perm_t)))
@@ -89,9 +96,9 @@ def test_csr_layer_memory_grows_with_nonzeros(cl_env, programs):
     assert sizes[0] < 300 * 784 * 4   # far below one dense float copy
 
 
-def shared(programs, classes=4):
+def shared(programs, classes=4, width=30, height=5, cols=6):
     return programs.kernels("train.cl.j2", ["gather_batch", "softmax_xent", "bias_grad", "sgd_prox"],
-                            classes=classes)
+                            classes=classes, width=width, height=height, cols=cols)
 
 
 def test_softmax_cross_entropy(cl_env, programs):
@@ -102,13 +109,13 @@ def test_softmax_cross_entropy(cl_env, programs):
     labels = rng.integers(0, classes, batch).astype(np.int32)
     dz, loss, correct = (cla.empty(queue, (batch, classes), F32), cla.zeros(queue, (batch + 3,), F32),
                          cla.zeros(queue, (batch + 3,), np.int32))
-    shared(programs)["softmax_xent"](queue, (batch,), None, cla.to_device(queue, z).data,
+    shared(programs)["softmax_xent"](queue, (batch,), None, cla.to_device(queue, np.ascontiguousarray(z.T)).data,
                                      cla.to_device(queue, labels).data, dz.data, loss.data, correct.data,
                                      np.int32(batch), np.int32(3))
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     onehot = np.eye(classes, dtype=F32)[labels]
-    np.testing.assert_allclose(dz.get(), (p - onehot) / batch, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dz.get().reshape(classes, batch).T, (p - onehot) / batch, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loss.get()[3:], -np.log(p[np.arange(batch), labels]), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(correct.get()[3:], z.argmax(1) == labels)
     assert loss.get()[:3].tolist() == [0, 0, 0]   # the offset is respected
@@ -155,25 +162,31 @@ def test_gather_with_shifts(cl_env, programs):
     labels = np.arange(n, dtype=np.int32)
     perm = rng.permutation(n).astype(np.int32)
     shifts = rng.integers(-2, 3, (n, 2)).astype(np.int32)
-    x, y = cla.empty(queue, (batch, h * wd), F32), cla.empty(queue, (batch,), np.int32)
+    x, y = cla.empty(queue, (h * wd, batch), F32), cla.empty(queue, (batch,), np.int32)
     start, fill = 3, F32(-7.0)
     shared(programs)["gather_batch"](queue, (h * wd, batch), None, cla.to_device(queue, data).data,
                                      cla.to_device(queue, labels).data, cla.to_device(queue, perm).data,
                                      cla.to_device(queue, shifts).data, x.data, y.data, np.int32(start),
-                                     np.int32(h * wd), np.int32(h), np.int32(wd), fill)
+                                     np.int32(batch), fill)
+    got = x.get().T
     for b in range(batch):
         src = perm[start + b]
         sx, sy = shifts[start + b]
         img = np.pad(data[src].reshape(h, wd), 3, constant_values=fill)
         ref = img[3 + sy:3 + sy + h, 3 + sx:3 + sx + wd]
-        np.testing.assert_array_equal(x.get()[b].reshape(h, wd), ref)
+        np.testing.assert_array_equal(got[b].reshape(h, wd), ref)
         assert y.get()[b] == src
 
 
-def test_preprocess_kernel(cl_env, programs):
+def test_preprocess_kernel_normalises_and_transposes(cl_env, programs):
     _, queue = cl_env
-    raw = np.arange(0, 256, dtype=F32)
-    k = programs.kernels("preprocess.cl.j2", ["preprocess"], mean=33.3, scale=0.0125)["preprocess"]
-    out = cla.empty(queue, raw.shape, F32)
-    k(queue, raw.shape, None, cla.to_device(queue, raw).data, out.data, np.int32(raw.size))
-    np.testing.assert_array_equal(out.get(), (raw - F32(33.3)) * F32(0.0125))
+    raw = np.arange(0, 256 * 3, dtype=F32).reshape(3, 256) % 256
+    k = programs.kernels("preprocess.cl.j2", ["preprocess", "normalise"], n_in=256, mean=33.3, scale=0.0125,
+                         training=True)
+    out = cla.empty(queue, (256, 3), F32)
+    k["preprocess"](queue, (256, 3), None, cla.to_device(queue, raw).data, out.data, np.int32(3))
+    ref = (raw - F32(33.3)) * F32(0.0125)
+    np.testing.assert_array_equal(out.get(), ref.T)
+    data = cla.to_device(queue, raw)
+    k["normalise"](queue, (raw.size,), None, data.data, np.int32(raw.size))
+    np.testing.assert_array_equal(data.get(), ref)

@@ -1,5 +1,8 @@
 """Fully connected layers on the device, in dense or CSR form, with their forward and backward passes.
 
+Activations are feature-major: a batch of b samples of n features is n rows of b values, so that every
+kernel reads contiguous vectors of samples.
+
 Every layer owns its weights, gradients and optimiser state (momentum) as device arrays, its output buffer
 for up to `capacity` samples, and its kernel objects (created once and reused). `dy` passed to `backward`
 is the gradient w.r.t. this layer's pre-activation output; `backward` returns the gradient w.r.t. its
@@ -11,6 +14,7 @@ import pyopencl.array as cla
 import scipy.sparse as sp
 
 from sparsecl.modelfile import to_csr
+from sparsecl.tiling import DENSE, VECTOR, blocks
 from sparsecl.trainer.csr import CsrIndex
 
 _F32 = np.float32
@@ -23,17 +27,18 @@ def _device(queue, array, dtype):
 
 
 class _Layer:
-    def __init__(self, queue, name, n_in, n_out, relu, bias, vbias, capacity):
-        self.queue, self.name = queue, name
+    def __init__(self, launcher, name, n_in, n_out, relu, bias, vbias, capacity):
+        self.launch, self.queue, self.name = launcher, launcher.queue, name
+        queue = self.queue
         self.n_in, self.n_out, self.relu = n_in, n_out, relu
         self.bias = _device(queue, bias, _F32)
         self.dbias = cla.zeros_like(self.bias)
         self.vbias = _device(queue, np.zeros(n_out) if vbias is None else vbias, _F32)
-        self.y = cla.empty(queue, (capacity, n_out), _F32)
-        self.dx = cla.empty(queue, (capacity, n_in), _F32)
+        self.y = cla.empty(queue, (n_out, capacity), _F32)
+        self.dx = cla.empty(queue, (n_in, capacity), _F32)
 
     def _run(self, kernel, shape, *args):
-        kernel(self.queue, shape, None, *args)
+        self.launch(kernel, shape, *args)
 
     def backward(self, dy, x, batch, bias_grad, need_dx, mask_relu):
         self._weight_grad(dy, x, batch)
@@ -58,28 +63,31 @@ class DenseLayer(_Layer):
 
     form = "dense"
 
-    def __init__(self, queue, programs, name, weights, bias, relu, capacity, velocity=None, vbias=None,
+    def __init__(self, launcher, programs, name, weights, bias, relu, capacity, velocity=None, vbias=None,
                  mask=None):
         n_out, n_in = weights.shape
-        super().__init__(queue, name, n_in, n_out, relu, bias, vbias, capacity)
+        super().__init__(launcher, name, n_in, n_out, relu, bias, vbias, capacity)
+        queue = self.queue
         self.values = _device(queue, weights, _F32)
         self.dvalues = cla.zeros_like(self.values)
         self.vvalues = _device(queue, np.zeros_like(weights) if velocity is None else velocity, _F32)
         self.mask = None if mask is None else _device(queue, mask, _F32)
         self.k = programs.kernels("dense.cl.j2", [f"{name}_forward", f"{name}_grad_input", f"{name}_grad_weight"],
-                                  p=name, n_in=n_in, n_out=n_out, relu=relu, training=True)
+                                  p=name, n_in=n_in, n_out=n_out, relu=relu, training=True, **DENSE)
 
     def forward(self, x, batch):
-        self._run(self.k[f"{self.name}_forward"], (self.n_out, batch),
+        cols = blocks(batch, DENSE["vw"] * DENSE["nv"])
+        self._run(self.k[f"{self.name}_forward"], (cols, blocks(self.n_out, DENSE["tm"])),
                   x.data, self.values.data, self.bias.data, self.y.data, np.int32(batch))
         return self.y
 
     def _input_grad(self, dy, x, batch, mask_relu):
-        self._run(self.k[f"{self.name}_grad_input"], (self.n_in, batch),
-                  dy.data, self.values.data, x.data, self.dx.data, np.int32(batch), np.int32(mask_relu))
+        cols = blocks(batch, DENSE["vw"] * DENSE["nv"])
+        self._run(self.k[f"{self.name}_grad_input"], (cols, blocks(self.n_in, DENSE["tm"])),
+                  dy.data, self.values.data, x.data, self.dx.data, np.int32(mask_relu), np.int32(batch))
 
     def _weight_grad(self, dy, x, batch):
-        self._run(self.k[f"{self.name}_grad_weight"], (self.n_in, self.n_out),
+        self._run(self.k[f"{self.name}_grad_weight"], (blocks(self.n_in, DENSE["tj"]), blocks(self.n_out, DENSE["to"])),
                   dy.data, x.data, self.dvalues.data, np.int32(batch))
 
     def weights(self) -> sp.csr_matrix:
@@ -97,10 +105,11 @@ class CsrLayer(_Layer):
 
     form = "csr"
 
-    def __init__(self, queue, programs, name, weights: sp.csr_matrix, bias, relu, capacity, training=True,
+    def __init__(self, launcher, programs, name, weights: sp.csr_matrix, bias, relu, capacity, training=True,
                  velocity=None, vbias=None):
         n_out, n_in = weights.shape
-        super().__init__(queue, name, n_in, n_out, relu, bias, vbias, capacity)
+        super().__init__(launcher, name, n_in, n_out, relu, bias, vbias, capacity)
+        queue = self.queue
         self.index = CsrIndex.of(weights)
         self.nnz = int(weights.nnz)
         self.rowptr, self.cols = _device(queue, self.index.rowptr, np.int32), _device(queue, self.index.cols, np.int32)
@@ -114,7 +123,7 @@ class CsrLayer(_Layer):
             self.vvalues = _device(queue, np.zeros(self.nnz) if velocity is None else velocity, _F32)
             names += [f"{name}_grad_input", f"{name}_grad_weight"]
         self.k = programs.kernels("csr.cl.j2", names, p=name, n_in=n_in, n_out=n_out, relu=relu,
-                                  training=training)
+                                  training=training, vw=VECTOR)
 
     @classmethod
     def from_layer(cls, layer, programs, capacity, keep_velocity):
@@ -131,16 +140,16 @@ class CsrLayer(_Layer):
             weights = sp.csr_matrix((state["values"][keep], layer.index.cols[keep], rowptr),
                                     shape=(layer.n_out, layer.n_in))
             velocity = state["velocity"][keep]
-        return cls(layer.queue, programs, layer.name, weights, state["bias"], layer.relu, capacity,
+        return cls(layer.launch, programs, layer.name, weights, state["bias"], layer.relu, capacity,
                    velocity=velocity if keep_velocity else None, vbias=state["vbias"] if keep_velocity else None)
 
     def forward(self, x, batch):
-        self._run(self.k[f"{self.name}_forward"], (self.n_out, batch), x.data, self.rowptr.data,
+        self._run(self.k[f"{self.name}_forward"], (self.n_out, blocks(batch, VECTOR)), x.data, self.rowptr.data,
                   self.cols.data, self.values.data, self.bias.data, self.y.data, np.int32(batch))
         return self.y
 
     def _input_grad(self, dy, x, batch, mask_relu):
-        self._run(self.k[f"{self.name}_grad_input"], (self.n_in, batch), dy.data, self.colptr.data,
+        self._run(self.k[f"{self.name}_grad_input"], (self.n_in, blocks(batch, VECTOR)), dy.data, self.colptr.data,
                   self.rows_t.data, self.perm_t.data, self.values.data, x.data, self.dx.data,
                   np.int32(batch), np.int32(mask_relu))
 

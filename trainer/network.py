@@ -5,34 +5,41 @@ import pyopencl as cl
 import pyopencl.array as cla
 from pyopencl.reduction import ReductionKernel
 
+from sparsecl.trainer.launch import Launcher
 from sparsecl.trainer.layers import CsrLayer, DenseLayer
 from sparsecl.trainer.programs import ProgramCache
 
 
 class Network:
-    def __init__(self, context, queue, layers, classes, preprocess, capacity, masks=None):
+    def __init__(self, context, queue, layers, classes, preprocess, capacity, masks=None, input_shape=None):
         """layers: [(name, weights, bias, relu)]: dense ndarray weights give dense layers, scipy sparse ones
         CSR layers. preprocess: {"mean", "scale"} turning raw input into network input. masks: optional
-        0/1 arrays per layer keeping dense layers on a fixed support (dense masked training)."""
+        0/1 arrays per layer keeping dense layers on a fixed support (dense masked training). input_shape:
+        the shape of one sample; images (2 or more dimensions) can be shifted while gathering batches."""
         self.context, self.queue, self.capacity = context, queue, capacity
         self.programs = ProgramCache(context)
+        self.launch = Launcher(queue)
         masks = masks or [None] * len(layers)
         self.layers = [self._make_layer(*spec, mask=mask) for spec, mask in zip(layers, masks)]
         self.n_in = self.layers[0].n_in
         self.preprocess_params = dict(preprocess)
-        self._preprocess = self.programs.kernels("preprocess.cl.j2", ["preprocess"], **preprocess)["preprocess"]
+        self._pre = self.programs.kernels("preprocess.cl.j2", ["preprocess", "normalise"], n_in=self.n_in,
+                                          training=True, **preprocess)
         self._raw = cla.empty(queue, (capacity, self.n_in), np.float32)
-        self._x = cla.empty(queue, (capacity, self.n_in), np.float32)
+        self._x = cla.empty(queue, (self.n_in, capacity), np.float32)
+        image = input_shape is not None and len(input_shape) >= 2
+        height, cols = input_shape[-2:] if image else (1, self.n_in)
         self.shared = self.programs.kernels("train.cl.j2", ["gather_batch", "softmax_xent", "bias_grad",
-                                                             "sgd_prox", "apply_mask"], classes=classes)
+                                                             "sgd_prox", "apply_mask"],
+                                            classes=classes, width=self.n_in, height=height, cols=cols)
         self._count_nonzero = ReductionKernel(context, np.int32, neutral="0", reduce_expr="a+b",
                                               map_expr="x[i] != 0.0f ? 1 : 0",
                                               arguments="__global const float *x")
 
     def _make_layer(self, name, weights, bias, relu, mask=None):
         if hasattr(weights, "tocsr"):
-            return CsrLayer(self.queue, self.programs, name, weights.tocsr(), bias, relu, self.capacity)
-        return DenseLayer(self.queue, self.programs, name, weights, bias, relu, self.capacity, mask=mask)
+            return CsrLayer(self.launch, self.programs, name, weights.tocsr(), bias, relu, self.capacity)
+        return DenseLayer(self.launch, self.programs, name, weights, bias, relu, self.capacity, mask=mask)
 
     def to_csr(self, below_density=1.0, keep_velocity=False):
         """Move dense layers whose density is at most below_density to CSR form, on their current nonzeros
@@ -75,12 +82,11 @@ class Network:
         for layer in self.layers:
             for values, grad, velocity, is_weight in layer.parameters():
                 threshold = lr * lam if is_weight else 0.0
-                self.shared["sgd_prox"](self.queue, (values.size,), None, values.data, grad.data,
-                                        velocity.data, np.int32(values.size), np.float32(lr),
-                                        np.float32(momentum), np.float32(threshold))
+                self.launch(self.shared["sgd_prox"], (values.size,), values.data, grad.data, velocity.data,
+                            np.int32(values.size), np.float32(lr), np.float32(momentum), np.float32(threshold))
             if getattr(layer, "mask", None) is not None:
-                self.shared["apply_mask"](self.queue, (layer.values.size,), None, layer.values.data,
-                                          layer.mask.data, np.int32(layer.values.size))
+                self.launch(self.shared["apply_mask"], (layer.values.size,), layer.values.data, layer.mask.data,
+                            np.int32(layer.values.size))
 
     def nonzeros(self):
         """Nonzero weights per layer (one small reduction each on the device)."""
@@ -90,9 +96,13 @@ class Network:
             counts.append(int(self._count_nonzero(layer.values.ravel()[:n]).get()) if n else 0)
         return counts
 
-    def preprocess(self, raw, x, count):
-        """x = (raw - mean) * scale over the first `count` values of two device arrays."""
-        self._preprocess(self.queue, (count,), None, raw.data, x.data, np.int32(count))
+    def preprocess(self, raw, x, batch):
+        """x = (raw - mean) * scale for `batch` raw samples (sample-major) into x (feature-major)."""
+        self._pre["preprocess"](self.queue, (self.n_in, batch), None, raw.data, x.data, np.int32(batch))
+
+    def normalise(self, data):
+        """The same normalisation, in place, on a sample-major device array (a whole data set)."""
+        self._pre["normalise"](self.queue, (data.size,), None, data.data, np.int32(data.size))
 
     def predict(self, raw):
         """Logits (n, classes) for raw inputs (n, ...) given as a host array, computed in chunks."""
@@ -100,9 +110,11 @@ class Network:
         logits = np.empty((len(raw), self.layers[-1].n_out), np.float32)
         for start in range(0, len(raw), self.capacity):
             chunk = raw[start:start + self.capacity]
+            n = len(chunk)
             cl.enqueue_copy(self.queue, self._raw.data, chunk)
-            self.preprocess(self._raw, self._x, chunk.size)
-            y = self.forward(self._x, len(chunk))
-            cl.enqueue_copy(self.queue, logits[start:start + len(chunk)], y.data)
-        self.queue.finish()
+            self.preprocess(self._raw, self._x, n)
+            y = self.forward(self._x, n)
+            out = np.empty((logits.shape[1], n), np.float32)       # feature-major on the device
+            cl.enqueue_copy(self.queue, out, y.data)
+            logits[start:start + n] = out.T
         return logits

@@ -98,7 +98,8 @@ def train(config: TrainConfig = None, device=None, progress=True, log=print, che
 
     context, queue, info = create_context(device)
     log(f"device: {info.name} ({info.platform})")
-    net = Network(context, queue, layers, data.classes, preprocess, capacity=min(config.batch_size, len(raw_train)))
+    net = Network(context, queue, layers, data.classes, preprocess, capacity=min(config.batch_size, len(raw_train)),
+                  input_shape=data.input_shape)
     if state:
         _restore(net, state)
         log(f"resuming {resume}: {PHASES[state.phase_index]} phase, epoch {state.epoch + 1}")
