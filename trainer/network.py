@@ -16,7 +16,8 @@ class Network:
         CSR layers. preprocess: {"mean", "scale"} turning raw input into network input. masks: optional
         0/1 arrays per layer keeping dense layers on a fixed support (dense masked training). input_shape:
         the shape of one sample; images (2 or more dimensions) can be shifted while gathering batches."""
-        self.context, self.queue, self.capacity = context, queue, capacity
+        # Buffers hold at least 512 samples so that evaluation runs in large chunks.
+        self.context, self.queue, self.capacity = context, queue, max(capacity, 512)
         self.programs = ProgramCache(context)
         self.launch = Launcher(queue)
         masks = masks or [None] * len(layers)
