@@ -26,8 +26,8 @@ class Network:
         self.preprocess_params = dict(preprocess)
         self._pre = self.programs.kernels("preprocess.cl.j2", ["preprocess", "normalise"], n_in=self.n_in,
                                           training=True, **preprocess)
-        self._raw = cla.empty(queue, (capacity, self.n_in), np.float32)
-        self._x = cla.empty(queue, (self.n_in, capacity), np.float32)
+        self._raw = cla.empty(queue, (self.capacity, self.n_in), np.float32)
+        self._x = cla.empty(queue, (self.n_in, self.capacity), np.float32)
         image = input_shape is not None and len(input_shape) >= 2
         height, cols = input_shape[-2:] if image else (1, self.n_in)
         self.shared = self.programs.kernels("train.cl.j2", ["gather_batch", "softmax_xent", "bias_grad",
