@@ -15,6 +15,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from sparsecl.geometry import Dense
 from sparsecl.trainer.device import create_context
 from sparsecl.trainer.epochs import EpochRunner
 from sparsecl.trainer.network import Network
@@ -31,16 +32,16 @@ def random_layers(density, rng):
         w = np.zeros(n_out * n_in, np.float32)
         keep = rng.choice(w.size, max(1, round(density * w.size)), replace=False)
         w[keep] = rng.standard_normal(len(keep)) * np.sqrt(2.0 / (density * n_in))
-        layers.append((f"fc{i + 1}", w.reshape(n_out, n_in), np.zeros(n_out, np.float32), i < 2))
+        layers.append((f"fc{i + 1}", Dense(n_in, n_out), w.reshape(n_out, n_in), np.zeros(n_out, np.float32), i < 2))
     return layers
 
 
 def epoch_seconds(context, queue, layers, form, x, y, batch, epochs):
     if form == "csr":
-        specs = [(name, sp.csr_matrix(w), b, relu) for name, w, b, relu in layers]
+        specs = [(name, g, sp.csr_matrix(w), b, relu) for name, g, w, b, relu in layers]
         net = Network(context, queue, specs, 10, {"mean": 0.0, "scale": 1 / 255}, batch)
     else:
-        masks = [(w != 0).astype(np.float32) for _, w, _, _ in layers]
+        masks = [(w != 0).astype(np.float32) for _, _, w, _, _ in layers]
         net = Network(context, queue, layers, 10, {"mean": 0.0, "scale": 1 / 255}, batch, masks=masks)
     runner = EpochRunner(net, x, y, (784,), batch)
     runner.run(1, 0, 0.01, 0.9, 0.0)                       # warm-up: builds and first launches

@@ -28,13 +28,24 @@ def kernel_source(plan: BundlePlan) -> str:
     parts = [render("kernels/preprocess.cl.j2", n_in=plan.input_size, mean=plan.mean, scale=plan.scale,
                     training=False)]
     for l in plan.layers:
-        parts.append(render("kernels/csr.cl.j2", p=l.ident, n_in=l.n_in, n_out=l.n_out, relu=l.relu,
-                            training=False, vw=plan.vector_width))
+        if l.kind == "csr":
+            parts.append(render("kernels/csr.cl.j2", p=l.ident, n_in=l.n_in, n_out=l.n_out, relu=l.relu,
+                                training=False, vw=plan.vector_width))
+        elif l.kind == "conv":
+            c = l.conv
+            parts.append(render("kernels/conv.cl.j2", p=l.ident, c_in=c["c_in"], h=c["h"], w=c["w"],
+                                c_out=c["c_out"], oh=c["oh"], ow=c["ow"], k=c["k"], pad=c["pad"], form="csr",
+                                relu=l.relu, training=False, vw=plan.vector_width))
+        else:
+            c = l.conv
+            parts.append(render("kernels/pool.cl.j2", p=l.ident, c=c["c_in"], h=c["h"], w=c["w"], oh=c["oh"],
+                                ow=c["ow"], training=False, vw=plan.vector_width))
     return "\n".join(parts)
 
 
 def manifest(plan: BundlePlan) -> dict:
-    layers = [{"name": l.ident, "kind": "dense", "variant": l.kind, "shape": [l.n_out, l.n_in],
+    layers = [{"name": l.ident, "kind": l.geometry.kind, "variant": l.kind,
+               "shape": list(l.geometry.weight_shape or l.geometry.out_shape), "in": l.n_in, "out": l.n_out,
                "relu": l.relu, "nnz": l.nnz, "density": l.density, "value_bytes": l.value_bytes,
                "index_bytes": l.index_bytes, "bytes": l.value_bytes + l.index_bytes}
               for l in plan.layers]
@@ -48,11 +59,11 @@ def manifest(plan: BundlePlan) -> dict:
         "generator": f"sparsecl {__version__}",
         "layers": layers,
         "totals": {
-            "params": sum(l.n_in * l.n_out for l in plan.layers),
+            "params": sum(l.params for l in plan.layers),
             "nnz": sum(l.nnz for l in plan.layers),
-            "biases": sum(l.n_out for l in plan.layers),
+            "biases": sum(0 if l.bias is None else len(l.bias) for l in plan.layers),
             "weight_bytes": sum(x["bytes"] for x in layers),
-            "density": sum(l.nnz for l in plan.layers) / sum(l.n_in * l.n_out for l in plan.layers),
+            "density": sum(l.nnz for l in plan.layers) / sum(l.params for l in plan.layers),
         },
     }
 

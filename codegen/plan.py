@@ -31,22 +31,34 @@ TARGETS = {
 class LayerPlan:
     ident: str            # C identifier and kernel prefix
     name: str             # the name in the model file
-    kind: str             # "csr"
-    n_in: int
-    n_out: int
+    kind: str             # "csr" (fully connected), "conv" (convolution, CSR filters) or "pool"
+    geometry: object      # sparsecl.geometry: Dense, Conv2d or MaxPool2d
     relu: bool
-    rowptr: np.ndarray
-    cols: np.ndarray
-    vals: np.ndarray
-    bias: np.ndarray
+    rowptr: np.ndarray = None
+    cols: np.ndarray = None
+    vals: np.ndarray = None
+    bias: np.ndarray = None
+
+    @property
+    def n_in(self) -> int:
+        return self.geometry.n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.geometry.n_out
+
+    @property
+    def params(self) -> int:
+        shape = self.geometry.weight_shape
+        return shape[0] * shape[1] if shape else 0
 
     @property
     def nnz(self) -> int:
-        return int(len(self.vals))
+        return 0 if self.vals is None else int(len(self.vals))
 
     @property
     def density(self) -> float:
-        return self.nnz / (self.n_in * self.n_out)
+        return self.nnz / self.params if self.params else 0.0
 
     @property
     def value_bytes(self) -> int:
@@ -54,7 +66,18 @@ class LayerPlan:
 
     @property
     def index_bytes(self) -> int:
-        return 4 * (len(self.rowptr) + self.nnz)
+        return 0 if self.rowptr is None else 4 * (len(self.rowptr) + self.nnz)
+
+    @property
+    def conv(self) -> dict:
+        """The convolution or pooling shape as the C layer table and kernels want it."""
+        g = self.geometry
+        if self.kind == "csr":
+            return dict(c_in=0, h=0, w=0, c_out=0, oh=0, ow=0, k=0, pad=0)
+        c, h, w = g.in_shape
+        c_out, oh, ow = g.out_shape
+        k, pad = (g.kernel, g.pad) if self.kind == "conv" else (2, 0)
+        return dict(c_in=c, h=h, w=w, c_out=c_out, oh=oh, ow=ow, k=k, pad=pad)
 
     def stored(self, array):
         """C forbids empty arrays: an empty layer stores one unused zero."""
@@ -89,9 +112,12 @@ def plan(model, target: str, precision: str = "fp32", golden_input=None) -> Bund
         if ident in idents:
             ident = f"{ident}_{index}"
         idents.add(ident)
+        if layer.kind == "maxpool2d":
+            layers.append(LayerPlan(ident, layer.name, "pool", layer.geometry, False))
+            continue
         w = layer.weights
-        layers.append(LayerPlan(ident, layer.name, "csr", layer.n_in, layer.n_out, layer.relu,
-                                w.indptr.astype(np.int32), w.indices.astype(np.int32),
+        layers.append(LayerPlan(ident, layer.name, "conv" if layer.kind == "conv2d" else "csr", layer.geometry,
+                                layer.relu, w.indptr.astype(np.int32), w.indices.astype(np.int32),
                                 w.data.astype(np.float32), layer.bias.astype(np.float32)))
     if golden_input is None:
         golden_input = np.random.default_rng(0).uniform(0, 1, (GOLDEN_SAMPLES, model.input_size))

@@ -217,9 +217,12 @@ static int info(const runner *r)
     const sc_model *m = r->model;
     printf("model %s, target %s, input %d values, %d classes, %d layers\n", m->name, m->target, m->input_size,
            m->classes, m->n_layers);
-    for (int l = 0; l < m->n_layers; ++l)
-        printf("  %-12s csr %d -> %d, %d nonzeros%s\n", m->layers[l].name, m->layers[l].n_in, m->layers[l].n_out,
-               m->layers[l].nnz, m->layers[l].relu ? ", relu" : "");
+    static const char *kinds[] = {"?", "csr", "conv", "maxpool"};
+    for (int l = 0; l < m->n_layers; ++l) {
+        const sc_layer *layer = &m->layers[l];
+        printf("  %-12s %s %d -> %d, %d nonzeros%s\n", layer->name, kinds[layer->kind], layer->n_in, layer->n_out,
+               layer->nnz, layer->relu ? ", relu" : "");
+    }
 #ifdef SC_WITH_OPENCL
     if (r->cl) {
         printf("backend opencl on %s (kernel build %.3f s)\n", sc_clnet_device(r->cl),

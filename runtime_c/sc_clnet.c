@@ -158,14 +158,16 @@ sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t er
         s->kernel = net->cl.clCreateKernel(net->program, name, &status);
         if (check(status, "clCreateKernel", err, err_len))
             goto fail;
+        if (layer->kind == SC_LAYER_MAXPOOL)
+            continue;
         const size_t stored = layer->nnz > 0 ? (size_t)layer->nnz : 1;  /* buffers are never empty */
-        s->rowptr = upload(net, layer->rowptr, (size_t)(layer->n_out + 1) * sizeof(int32_t), &status);
+        s->rowptr = upload(net, layer->rowptr, (size_t)(layer->rows + 1) * sizeof(int32_t), &status);
         if (!check(status, "clCreateBuffer", err, err_len))
             s->cols = upload(net, layer->cols, stored * sizeof(int32_t), &status);
         if (!check(status, "clCreateBuffer", err, err_len))
             s->vals = upload(net, layer->vals, stored * sizeof(float), &status);
         if (!check(status, "clCreateBuffer", err, err_len))
-            s->bias = upload(net, layer->bias, (size_t)layer->n_out * sizeof(float), &status);
+            s->bias = upload(net, layer->bias, (size_t)layer->rows * sizeof(float), &status);
         if (check(status, "clCreateBuffer", err, err_len))
             goto fail;
     }
@@ -202,9 +204,13 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
         const sc_layer *layer = &m->layers[l];
         layer_state *s = &net->layers[l];
         cl_mem in = net->act[l % 2], out = net->act[(l + 1) % 2];
-        status = ARG(s->kernel, 0, in) | ARG(s->kernel, 1, s->rowptr) | ARG(s->kernel, 2, s->cols) |
-                 ARG(s->kernel, 3, s->vals) | ARG(s->kernel, 4, s->bias) | ARG(s->kernel, 5, out) |
-                 ARG(s->kernel, 6, n);
+        /* Weight layers (dense or convolution) take (x, rowptr, cols, vals, bias, y, batch); pooling (x, y, batch). */
+        if (layer->kind == SC_LAYER_MAXPOOL)
+            status = ARG(s->kernel, 0, in) | ARG(s->kernel, 1, out) | ARG(s->kernel, 2, n);
+        else
+            status = ARG(s->kernel, 0, in) | ARG(s->kernel, 1, s->rowptr) | ARG(s->kernel, 2, s->cols) |
+                     ARG(s->kernel, 3, s->vals) | ARG(s->kernel, 4, s->bias) | ARG(s->kernel, 5, out) |
+                     ARG(s->kernel, 6, n);
         const size_t blocks = (size_t)((n + m->vector_width - 1) / m->vector_width);
         const size_t global[2] = {(size_t)layer->n_out, blocks};
         if (!status)

@@ -1,6 +1,9 @@
 #include "sc_cpu.h"
 
-/* The same arithmetic, in the same order, as templates/kernels/csr.cl.j2's forward kernel. */
+#include <math.h>
+
+/* Each layer does the same arithmetic, in the same order, as its forward kernel in templates/kernels/. */
+
 static void csr_forward(const sc_layer *l, const float *x, float *y, int n)
 {
     for (int b = 0; b < n; ++b) {
@@ -8,10 +11,46 @@ static void csr_forward(const sc_layer *l, const float *x, float *y, int n)
         float *yb = y + (long)b * l->n_out;
         for (int i = 0; i < l->n_out; ++i) {
             float acc = l->bias[i];
-            for (int32_t k = l->rowptr[i]; k < l->rowptr[i + 1]; ++k)
-                acc += l->vals[k] * xb[l->cols[k]];
+            for (int32_t e = l->rowptr[i]; e < l->rowptr[i + 1]; ++e)
+                acc += l->vals[e] * xb[l->cols[e]];
             yb[i] = (l->relu && acc < 0.0f) ? 0.0f : acc;
         }
+    }
+}
+
+static void conv_forward(const sc_layer *l, const float *x, float *y, int n)
+{
+    const int kk = l->k * l->k;
+    for (int b = 0; b < n; ++b) {
+        const float *xb = x + (long)b * l->n_in;
+        float *yb = y + (long)b * l->n_out;
+        for (int co = 0; co < l->c_out; ++co)
+            for (int oy = 0; oy < l->oh; ++oy)
+                for (int ox = 0; ox < l->ow; ++ox) {
+                    float acc = l->bias[co];
+                    for (int32_t e = l->rowptr[co]; e < l->rowptr[co + 1]; ++e) {
+                        const int col = l->cols[e];
+                        const int iy = oy + (col % kk) / l->k - l->pad, ix = ox + col % l->k - l->pad;
+                        if (iy < 0 || iy >= l->h || ix < 0 || ix >= l->w)
+                            continue;
+                        acc += l->vals[e] * xb[(col / kk) * l->h * l->w + iy * l->w + ix];
+                    }
+                    yb[(co * l->oh + oy) * l->ow + ox] = (l->relu && acc < 0.0f) ? 0.0f : acc;
+                }
+    }
+}
+
+static void maxpool_forward(const sc_layer *l, const float *x, float *y, int n)
+{
+    for (int b = 0; b < n; ++b) {
+        const float *xb = x + (long)b * l->n_in;
+        float *yb = y + (long)b * l->n_out;
+        for (int c = 0; c < l->c_out; ++c)
+            for (int oy = 0; oy < l->oh; ++oy)
+                for (int ox = 0; ox < l->ow; ++ox) {
+                    const float *v = xb + c * l->h * l->w + 2 * oy * l->w + 2 * ox;
+                    yb[(c * l->oh + oy) * l->ow + ox] = fmaxf(fmaxf(v[0], v[1]), fmaxf(v[l->w], v[l->w + 1]));
+                }
     }
 }
 
@@ -23,8 +62,14 @@ void sc_cpu_forward(const sc_model *m, const float *raw, float *logits, int n,
         scratch_a[i] = (raw[i] - m->mean) * m->scale;
     float *in = scratch_a, *out = scratch_b;
     for (int l = 0; l < m->n_layers; ++l) {
+        const sc_layer *layer = &m->layers[l];
         float *dest = (l == m->n_layers - 1) ? logits : out;
-        csr_forward(&m->layers[l], in, dest, n);
+        if (layer->kind == SC_LAYER_CONV)
+            conv_forward(layer, in, dest, n);
+        else if (layer->kind == SC_LAYER_MAXPOOL)
+            maxpool_forward(layer, in, dest, n);
+        else
+            csr_forward(layer, in, dest, n);
         out = in;
         in = dest;
     }

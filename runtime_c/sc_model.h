@@ -5,19 +5,25 @@
 #include <stdint.h>
 
 enum sc_layer_kind {
-    SC_LAYER_CSR = 1 /* fully connected, weights in CSR form: y = x W^T + b */
+    SC_LAYER_CSR = 1,    /* fully connected, weights in CSR form: y = W x + b */
+    SC_LAYER_CONV = 2,   /* 2-D convolution, stride 1; filters in CSR form, column (ci * k + ky) * k + kx */
+    SC_LAYER_MAXPOOL = 3 /* 2x2 max-pooling, stride 2 */
 };
 
+/* Features of an image are ordered (channel, row, column). */
 typedef struct {
     const char *name;        /* sanitised identifier, also the OpenCL kernel prefix */
     int kind;                /* enum sc_layer_kind */
-    int n_in, n_out;
+    int n_in, n_out;         /* features in and out */
     int relu;
-    int nnz;
-    const int32_t *rowptr;   /* n_out + 1 */
+    int rows, nnz;           /* weight rows (units or filters) and stored weights */
+    int c_in, h, w;          /* convolution and pooling: input shape */
+    int c_out, oh, ow;       /* and output shape */
+    int k, pad;              /* convolution: kernel size and zero padding */
+    const int32_t *rowptr;   /* rows + 1; NULL for pooling */
     const int32_t *cols;     /* nnz (at least one entry is stored) */
     const float *vals;       /* nnz (likewise) */
-    const float *bias;       /* n_out */
+    const float *bias;       /* rows */
 } sc_layer;
 
 typedef struct {

@@ -5,8 +5,9 @@ loading never executes anything). It holds:
 
 - `meta.json`: a uint8 array of UTF-8 JSON: format name and version, model name, architecture, dataset,
   input shape, classes, preprocessing (`x = (raw - mean) * scale`), the layer list and a training record;
-- per layer `<name>.indptr`, `<name>.indices` (int32), `<name>.data` (float32): the weights in CSR form,
-  rows = output units; and `<name>.bias` (float32).
+- per layer with weights, `<name>.indptr`, `<name>.indices` (int32), `<name>.data` (float32): the weights
+  in CSR form (rows = output units or filters; a filter's columns are (channel, row, column) of its
+  kernel), and `<name>.bias` (float32). Max-pooling layers have no arrays.
 
 Everything is validated on load; a malformed or foreign file raises a SparseclError naming the problem.
 """
@@ -22,10 +23,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from sparsecl import SparseclError
+from sparsecl.geometry import Conv2d, Dense, MaxPool2d
 
 FORMAT = "sparsecl-model"
 VERSION = 1
-LAYER_KINDS = ("dense",)
+LAYER_KINDS = ("dense", "conv2d", "maxpool2d")
 MAX_FEATURES = 1 << 24      # one dimension of a layer
 MAX_PARAMS = 1 << 28        # dense weight entries of one layer (1 GiB as float32)
 
@@ -33,20 +35,26 @@ MAX_PARAMS = 1 << 28        # dense weight entries of one layer (1 GiB as float3
 @dataclass
 class Layer:
     name: str
-    kind: str
-    n_in: int
+    kind: str                    # "dense", "conv2d" or "maxpool2d"
+    n_in: int                    # features in and out
     n_out: int
     relu: bool
-    weights: sp.csr_matrix       # (n_out, n_in), float32 values, int32 indices, sorted
-    bias: np.ndarray             # (n_out,), float32
+    weights: sp.csr_matrix       # geometry.weight_shape, float32 values, int32 sorted indices; None for pooling
+    bias: np.ndarray             # (geometry.bias_size,) float32; None for pooling
+    geometry: object = None      # Dense, Conv2d or MaxPool2d; Dense(n_in, n_out) when not given
+
+    def __post_init__(self):
+        if self.geometry is None:
+            self.geometry = Dense(self.n_in, self.n_out)
 
     @property
     def nnz(self) -> int:
-        return int(self.weights.nnz)
+        return 0 if self.weights is None else int(self.weights.nnz)
 
     @property
     def params(self) -> int:
-        return self.n_in * self.n_out
+        shape = self.geometry.weight_shape
+        return 0 if shape is None else shape[0] * shape[1]
 
 
 @dataclass
@@ -94,12 +102,12 @@ def save(model: Model, path) -> None:
         "input_shape": [int(d) for d in model.input_shape],
         "classes": int(model.classes),
         "preprocess": {k: float(v) for k, v in model.preprocess.items()},
-        "layers": [{"name": l.name, "kind": l.kind, "in": l.n_in, "out": l.n_out, "relu": bool(l.relu)}
-                   for l in model.layers],
+        "layers": [{"name": l.name, "kind": l.kind, "in": l.n_in, "out": l.n_out, "relu": bool(l.relu),
+                    **l.geometry.describe()} for l in model.layers],
         "training": model.training,
     }
     arrays = {"meta.json": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-    for l in model.layers:
+    for l in (l for l in model.layers if l.weights is not None):
         arrays[f"{l.name}.indptr"] = l.weights.indptr.astype(np.int32)
         arrays[f"{l.name}.indices"] = l.weights.indices.astype(np.int32)
         arrays[f"{l.name}.data"] = l.weights.data.astype(np.float32)
@@ -204,10 +212,14 @@ def _parse(arrays) -> Model:
         _check(kind in LAYER_KINDS, f"layer {name!r} has unknown kind {kind!r}")
         n_in = _int(spec.get("in"), f"layer {name!r} in")
         n_out = _int(spec.get("out"), f"layer {name!r} out")
-        _check(n_in * n_out <= MAX_PARAMS, f"layer {name!r} is too large ({n_out}x{n_in})")
         _check(n_in == width, f"layer {name!r} takes {n_in} inputs but receives {width}")
         _check(isinstance(spec.get("relu"), bool), f"layer {name!r}: relu must be true or false")
-        layers.append(_parse_layer(arrays, name, kind, n_in, n_out, spec["relu"]))
+        geometry = _geometry(spec, name, kind, n_in, n_out)
+        if kind == "maxpool2d":
+            _check(not spec["relu"], f"layer {name!r}: pooling has no ReLU of its own")
+            layers.append(Layer(name, kind, n_in, n_out, False, None, None, geometry))
+        else:
+            layers.append(_parse_layer(arrays, name, kind, n_in, n_out, spec["relu"], geometry))
         width = n_out
     _check(width == classes, f"the last layer has {width} outputs but the model has {classes} classes")
     _check(not layers[-1].relu, "the last layer must output logits (no ReLU)")
@@ -224,27 +236,53 @@ def _array(arrays, key, dtype, ndim=1):
     return a
 
 
-def _parse_layer(arrays, name, kind, n_in, n_out, relu) -> Layer:
+def _geometry(spec, name, kind, n_in, n_out):
+    if kind == "dense":
+        _check(n_in * n_out <= MAX_PARAMS, f"layer {name!r} is too large ({n_out}x{n_in})")
+        return Dense(n_in, n_out)
+    shape = spec.get("in_shape")
+    _check(isinstance(shape, list) and len(shape) == 3, f"layer {name!r}: in_shape must be [channels, height, width]")
+    shape = tuple(_int(d, f"layer {name!r} in_shape entry", 1, 1 << 16) for d in shape)
+    _check(shape[0] * shape[1] * shape[2] == n_in, f"layer {name!r}: in_shape {list(shape)} does not hold {n_in} inputs")
+    if kind == "maxpool2d":
+        geometry = MaxPool2d(shape)
+        _check(shape[1] >= 2 and shape[2] >= 2, f"layer {name!r}: pooling needs at least 2x2 inputs")
+    else:
+        kernel = _int(spec.get("kernel"), f"layer {name!r} kernel", 1, 63)
+        channels = _int(spec.get("out_channels"), f"layer {name!r} out_channels", 1, 1 << 16)
+        padding = spec.get("padding")
+        _check(padding in ("valid", "same"), f"layer {name!r}: padding must be valid or same")
+        _check(padding == "valid" or kernel % 2, f"layer {name!r}: same padding needs an odd kernel")
+        _check(padding == "same" or kernel <= min(shape[1:]), f"layer {name!r}: kernel larger than its input")
+        geometry = Conv2d(shape, channels, kernel, padding)
+        rows, cols = geometry.weight_shape
+        _check(rows * cols <= MAX_PARAMS, f"layer {name!r} is too large")
+    _check(geometry.n_out == n_out, f"layer {name!r}: gives {geometry.n_out} outputs, not {n_out}")
+    return geometry
+
+
+def _parse_layer(arrays, name, kind, n_in, n_out, relu, geometry) -> Layer:
+    rows, cols = geometry.weight_shape
     indptr = _array(arrays, f"{name}.indptr", np.int32)
     indices = _array(arrays, f"{name}.indices", np.int32)
     data = _array(arrays, f"{name}.data", np.float32)
     bias = _array(arrays, f"{name}.bias", np.float32)
-    _check(len(indptr) == n_out + 1, f"{name}.indptr has {len(indptr)} entries, expected {n_out + 1}")
+    _check(len(indptr) == rows + 1, f"{name}.indptr has {len(indptr)} entries, expected {rows + 1}")
     _check(indptr[0] == 0, f"{name}.indptr must start at 0")
     _check(np.all(np.diff(indptr) >= 0), f"{name}.indptr is not monotone")
     nnz = int(indptr[-1])
     _check(len(indices) == nnz and len(data) == nnz,
            f"{name}: nnz mismatch (indptr says {nnz}, {len(indices)} indices, {len(data)} values)")
-    _check(nnz <= n_in * n_out, f"{name}: more nonzeros than weights")
+    _check(nnz <= rows * cols, f"{name}: more nonzeros than weights")
     if nnz:
-        _check(indices.min() >= 0 and indices.max() < n_in, f"{name}: column index out of range [0, {n_in})")
+        _check(indices.min() >= 0 and indices.max() < cols, f"{name}: column index out of range [0, {cols})")
     _check(np.all(np.isfinite(data)), f"{name}: weights contain NaN or infinity")
-    _check(bias.shape == (n_out,), f"{name}.bias has shape {bias.shape}, expected ({n_out},)")
+    _check(bias.shape == (rows,), f"{name}.bias has shape {bias.shape}, expected ({rows},)")
     _check(np.all(np.isfinite(bias)), f"{name}: biases contain NaN or infinity")
-    weights = sp.csr_matrix((data, indices, indptr), shape=(n_out, n_in))
+    weights = sp.csr_matrix((data, indices, indptr), shape=(rows, cols))
     _check(weights.has_sorted_indices and not _has_duplicates(indptr, indices),
            f"{name}: column indices must be sorted and unique within each row")
-    return Layer(name, kind, n_in, n_out, relu, weights, bias)
+    return Layer(name, kind, n_in, n_out, relu, weights, bias, geometry)
 
 
 def _has_duplicates(indptr, indices) -> bool:

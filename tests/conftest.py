@@ -61,3 +61,26 @@ def small_model():
 
 def run(cmd, **kwargs):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def small_cnn_model():
+    """A small convolutional model on the digits input shape: conv (same) -> pool -> conv (valid) -> dense."""
+    from sparsecl.geometry import Conv2d, Dense, MaxPool2d
+    from sparsecl.modelfile import Layer, Model, to_csr
+    rng = np.random.default_rng(8)
+    c1 = Conv2d((1, 8, 8), 4, 3, "same")
+    p1 = MaxPool2d(c1.out_shape)
+    c2 = Conv2d(p1.out_shape, 6, 3, "valid")
+    fc = Dense(c2.n_out, 10)
+    layers = []
+    for name, g, relu in (("conv1", c1, True), ("pool1", p1, False), ("conv2", c2, True), ("fc1", fc, False)):
+        if g.weight_shape is None:
+            layers.append(Layer(name, g.kind, g.n_in, g.n_out, False, None, None, g))
+            continue
+        w = (rng.standard_normal(g.weight_shape) * 0.4).astype(np.float32)
+        w[rng.random(w.shape) < 0.5] = 0
+        layers.append(Layer(name, g.kind, g.n_in, g.n_out, relu, to_csr(w),
+                            (rng.standard_normal(g.bias_size) * 0.1).astype(np.float32), g))
+    return Model("small-cnn", "cnn:4c3s,pool,6c3", "digits", (8, 8), 10, {"mean": 4.9, "scale": 0.16}, layers,
+                 {"summary": {}, "log": []})

@@ -18,14 +18,19 @@ pytestmark = needs_gcc
 STRICT = ["CFLAGS=-O2 -Werror"]
 
 
+@pytest.fixture(scope="module", params=["mlp", "cnn"])
+def model(request, small_model, small_cnn_model):
+    return small_model if request.param == "mlp" else small_cnn_model
+
+
 @pytest.fixture(scope="module")
-def bundles(small_model, tmp_path_factory):
+def bundles(model, tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
     golden = np.random.default_rng(0).integers(0, 17, (5, 8, 8)).astype(np.float32)
     out = {}
     for target in ("c", "opencl"):
         path = root / target
-        write_bundle(plan(small_model, target, golden_input=golden), path)
+        write_bundle(plan(model, target, golden_input=golden), path)
         result = run(["make", "-C", str(path), *STRICT])
         assert result.returncode == 0, result.stderr
         assert "warning" not in result.stderr.lower()
@@ -49,14 +54,14 @@ def test_selftest(bundles, target):
 @pytest.mark.parametrize("target", ["c", "opencl"])
 @pytest.mark.parametrize("shape,dtype", [((13, 64), np.float32), ((13, 8, 8), np.float32),
                                          ((13, 1, 8, 8), np.uint8), ((300, 8, 8), np.uint8), ((64,), np.float32)])
-def test_outputs_match_reference(bundles, small_model, tmp_path, target, shape, dtype):
+def test_outputs_match_reference(bundles, model, tmp_path, target, shape, dtype):
     raw = np.random.default_rng(1).integers(0, 17, shape).astype(dtype)
     np.save(tmp_path / "in.npy", raw)
     result = infer(bundles[target], tmp_path / "in.npy", tmp_path / "out.npy")
     assert result.returncode == 0, result.stderr
     got = np.load(tmp_path / "out.npy")
     n = shape[0] if len(shape) > 1 else 1
-    want = reference.logits(small_model, raw.reshape(n, 64))
+    want = reference.logits(model, raw.reshape(n, 64))
     assert got.shape == (n, 10) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -136,23 +141,25 @@ def test_bad_arguments_print_usage(bundles, args):
     assert result.returncode == 2 and result.stderr.startswith("usage:")
 
 
-def test_bench_and_info(bundles):
+def test_bench_and_info(bundles, model):
     result = infer(bundles["opencl"], "--bench", "20", "--batch", "4")
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert row["runs"] == 20 and row["batch"] == 4 and 0 < row["min_s"] <= row["median_s"] <= row["p90_s"]
     info = infer(bundles["opencl"], "--info")
-    assert "fc1" in info.stdout and "csr 64 -> 40" in info.stdout
+    first = model.layers[0]
+    assert first.name in info.stdout and f"{first.n_in} -> {first.n_out}" in info.stdout
 
 
-def test_manifest_counts_what_is_stored(bundles, small_model):
+def test_manifest_counts_what_is_stored(bundles, model):
     manifest = json.loads((bundles["c"] / "manifest.json").read_text())
     totals = manifest["totals"]
-    assert totals["params"] == small_model.params and totals["nnz"] == small_model.nnz
-    assert totals["biases"] == 40 + 20 + 10
-    index_bytes = sum(4 * (l.n_out + 1 + l.nnz) for l in small_model.layers)
-    assert totals["weight_bytes"] == 4 * small_model.nnz + index_bytes
-    assert [l["nnz"] for l in manifest["layers"]] == [l.nnz for l in small_model.layers]
+    assert totals["params"] == model.params and totals["nnz"] == model.nnz
+    weighted = [l for l in model.layers if l.weights is not None]
+    assert totals["biases"] == sum(len(l.bias) for l in weighted)
+    index_bytes = sum(4 * (l.weights.shape[0] + 1 + l.nnz) for l in weighted)
+    assert totals["weight_bytes"] == 4 * model.nnz + index_bytes
+    assert [l["nnz"] for l in manifest["layers"]] == [l.nnz for l in model.layers]
 
 
 NASTY = ['ev"il\n*/ #include <stdlib.h>', "back\\slash ??/", "naïve — net", "*/ int x; /*"]

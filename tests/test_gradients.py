@@ -4,6 +4,7 @@ import numpy as np
 import pyopencl.array as cla
 import pytest
 
+from sparsecl.geometry import Dense
 from sparsecl.modelfile import to_csr
 from sparsecl.trainer.network import Network
 
@@ -36,7 +37,8 @@ def test_gradients_match_finite_differences(cl_env, form):
     x = rng.standard_normal((batch, widths[0])).astype(np.float32)
     labels = rng.integers(0, classes, batch).astype(np.int32)
 
-    specs = [(f"g{i}", to_csr(w) if form == "csr" else w, b, i < 2) for i, (w, b) in enumerate(zip(weights, biases))]
+    specs = [(f"g{i}", Dense(w.shape[1], w.shape[0]), to_csr(w) if form == "csr" else w, b, i < 2)
+             for i, (w, b) in enumerate(zip(weights, biases))]
     net = Network(context, queue, specs, classes, {"mean": 0.0, "scale": 1.0}, capacity=batch)
     x_dev = cla.to_device(queue, np.ascontiguousarray(x.T))          # feature-major
     dlogits = cla.empty(queue, (classes, batch), np.float32)

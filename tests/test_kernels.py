@@ -5,6 +5,7 @@ import pyopencl.array as cla
 import pytest
 import scipy.sparse as sp
 
+from sparsecl.geometry import Dense
 from sparsecl.modelfile import to_csr
 from sparsecl.trainer.launch import Launcher
 from sparsecl.trainer.layers import CsrLayer, DenseLayer
@@ -36,9 +37,10 @@ CASES = [  # (n_out, n_in, density, empty row, empty column)
 
 
 def make_layer(kind, queue, programs, w, b, relu, batch):
+    geometry = Dense(w.shape[1], w.shape[0])
     if kind == "csr":
-        return CsrLayer(Launcher(queue), programs, "t", to_csr(w), b, relu, batch)
-    return DenseLayer(Launcher(queue), programs, "t", w, b, relu, batch)
+        return CsrLayer(Launcher(queue), programs, "t", geometry, to_csr(w), b, relu, batch)
+    return DenseLayer(Launcher(queue), programs, "t", geometry, w, b, relu, batch)
 
 
 def feature_major(array, rows, batch):
@@ -88,7 +90,7 @@ def test_csr_layer_memory_grows_with_nonzeros(cl_env, programs):
     rng = np.random.default_rng(1)
     sizes = []
     for density in (0.01, 0.1):
-        layer = CsrLayer(Launcher(queue), programs, "m", to_csr(random_weights(rng, 300, 784, density)),
+        layer = CsrLayer(Launcher(queue), programs, "m", Dense(784, 300), to_csr(random_weights(rng, 300, 784, density)),
                          np.zeros(300, F32), True, 1)
         sizes.append(sum(a.nbytes for a in (layer.values, layer.dvalues, layer.vvalues, layer.cols, layer.rows,
                                             layer.rows_t, layer.perm_t)))

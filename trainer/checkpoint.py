@@ -27,17 +27,17 @@ class Checkpoint:
     epoch: int
     history: list
     preprocess: dict
-    layers: list              # [(name, relu, weights: ndarray or csr_matrix, bias, velocity, vbias)]
+    layers: dict              # name -> (weights: ndarray or csr_matrix, bias, velocity, vbias), weight layers
     elapsed: float
 
 
 def save(path, config: dict, phase_index: int, epoch: int, history, preprocess, net, elapsed) -> None:
     meta = {"format": FORMAT, "version": VERSION, "config": config, "phase_index": phase_index, "epoch": epoch,
             "history": history, "preprocess": preprocess, "elapsed": elapsed,
-            "layers": [{"name": l.name, "form": l.form, "relu": l.relu, "in": l.n_in, "out": l.n_out}
-                       for l in net.layers]}
+            "layers": [{"name": l.name, "form": l.form, "rows": l.geometry.weight_shape[0],
+                        "cols": l.geometry.weight_shape[1]} for l in net.weight_layers]}
     arrays = {"meta.json": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
-    for l in net.layers:
+    for l in net.weight_layers:
         for key, value in l.state().items():
             arrays[f"{l.name}.{key}"] = value
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -57,21 +57,19 @@ def load(path) -> Checkpoint:
     if meta.get("version") != VERSION:
         raise SparseclError(f"{path}: unsupported checkpoint version {meta.get('version')!r}")
     try:
-        layers = []
+        layers = {}
         for spec in meta["layers"]:
-            name, n_in, n_out = spec["name"], int(spec["in"]), int(spec["out"])
+            name, shape = spec["name"], (int(spec["rows"]), int(spec["cols"]))
             values, velocity = arrays[f"{name}.values"], arrays[f"{name}.velocity"]
             if spec["form"] == "csr":
-                weights = sp.csr_matrix((values, arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
-                                        shape=(n_out, n_in))
+                weights = sp.csr_matrix((values, arrays[f"{name}.indices"], arrays[f"{name}.indptr"]), shape=shape)
                 weights.check_format(full_check=True)
             else:
-                weights = values.reshape(n_out, n_in)
-                velocity = velocity.reshape(n_out, n_in)
-            if values.shape != velocity.shape[:1] + velocity.shape[1:] or not np.all(np.isfinite(values)):
+                weights = values.reshape(shape)
+                velocity = velocity.reshape(shape)
+            if values.shape != velocity.shape or not np.all(np.isfinite(values)):
                 raise ValueError("values")
-            layers.append((name, bool(spec["relu"]), weights, arrays[f"{name}.bias"], velocity,
-                           arrays[f"{name}.vbias"]))
+            layers[name] = (weights, arrays[f"{name}.bias"], velocity, arrays[f"{name}.vbias"])
         return Checkpoint(meta["config"], int(meta["phase_index"]), int(meta["epoch"]), meta["history"],
                           meta["preprocess"], layers, float(meta["elapsed"]))
     except (KeyError, ValueError, TypeError) as e:

@@ -7,6 +7,6 @@ from sparsecl.trainer.network import Network
 def model_logits(model, raw, device=None, batch=256):
     """(n, classes) logits of a loaded model file for raw inputs (n, ...), computed on OpenCL."""
     context, queue, _info = create_context(device)
-    net = Network(context, queue, [(l.name, l.weights, l.bias, l.relu) for l in model.layers],
-                  model.classes, model.preprocess, capacity=batch)
+    net = Network(context, queue, [(l.name, l.geometry, l.weights, l.bias, l.relu) for l in model.layers],
+                  model.classes, model.preprocess, capacity=batch, input_shape=model.input_shape)
     return net.predict(raw)

@@ -1,18 +1,17 @@
-"""Fully connected layers on the device, in dense or CSR form, with their forward and backward passes.
+"""Layers on the device: fully connected and convolutional layers in dense or CSR form, and max-pooling.
 
 Activations are feature-major: a batch of b samples of n features is n rows of b values, so that every
-kernel reads contiguous vectors of samples.
-
-Every layer owns its weights, gradients and optimiser state (momentum) as device arrays, its output buffer
-for up to `capacity` samples, and its kernel objects (created once and reused). `dy` passed to `backward`
-is the gradient w.r.t. this layer's pre-activation output; `backward` returns the gradient w.r.t. its
-input, already masked by the previous layer's ReLU.
+kernel reads contiguous vectors of samples. Every layer owns its weights, gradients and optimiser state
+(momentum) as device arrays, its output and input-gradient buffers for up to `capacity` samples, and its
+kernel objects (created once). `dy` passed to `backward` is the gradient w.r.t. this layer's pre-activation
+output; `backward` returns the gradient w.r.t. its input, already masked by the previous layer's ReLU.
 """
 
 import numpy as np
 import pyopencl.array as cla
 import scipy.sparse as sp
 
+from sparsecl.geometry import Conv2d, Dense
 from sparsecl.modelfile import to_csr
 from sparsecl.tiling import DENSE, VECTOR, blocks
 from sparsecl.trainer.csr import CsrIndex
@@ -26,23 +25,47 @@ def _device(queue, array, dtype):
     return cla.to_device(queue, array if array.size else np.zeros(1, dtype))
 
 
+def kernel_params(geometry, relu, form, training):
+    """(template, parameters) rendering the kernels of a layer."""
+    if isinstance(geometry, Conv2d):
+        c, h, w = geometry.in_shape
+        c_out, oh, ow = geometry.out_shape
+        return "conv.cl.j2", dict(c_in=c, h=h, w=w, c_out=c_out, oh=oh, ow=ow, k=geometry.kernel, pad=geometry.pad,
+                                  form=form, relu=relu, training=training, vw=VECTOR)
+    if form == "csr":
+        return "csr.cl.j2", dict(n_in=geometry.n_in, n_out=geometry.n_out, relu=relu, training=training, vw=VECTOR)
+    return "dense.cl.j2", dict(n_in=geometry.n_in, n_out=geometry.n_out, relu=relu, training=training, **DENSE)
+
+
 class _Layer:
-    def __init__(self, launcher, name, n_in, n_out, relu, bias, vbias, capacity):
+    def __init__(self, launcher, name, geometry, relu, capacity):
         self.launch, self.queue, self.name = launcher, launcher.queue, name
-        queue = self.queue
-        self.n_in, self.n_out, self.relu = n_in, n_out, relu
-        self.bias = _device(queue, bias, _F32)
-        self.dbias = cla.zeros_like(self.bias)
-        self.vbias = _device(queue, np.zeros(n_out) if vbias is None else vbias, _F32)
-        self.y = cla.empty(queue, (n_out, capacity), _F32)
-        self.dx = cla.empty(queue, (n_in, capacity), _F32)
+        self.geometry, self.relu = geometry, relu
+        self.n_in, self.n_out = geometry.n_in, geometry.n_out
+        self.y = cla.empty(self.queue, (self.n_out, capacity), _F32)
+        self.dx = cla.empty(self.queue, (self.n_in, capacity), _F32)
 
     def _run(self, kernel, shape, *args):
         self.launch(kernel, shape, *args)
 
+    def _kernels(self, programs, form, training, names):
+        template, params = kernel_params(self.geometry, self.relu, form, training)
+        return programs.kernels(template, [f"{self.name}_{n}" for n in names], p=self.name, **params)
+
+
+class _WeightLayer(_Layer):
+    def __init__(self, launcher, name, geometry, relu, bias, vbias, capacity):
+        super().__init__(launcher, name, geometry, relu, capacity)
+        self.bias = _device(self.queue, bias, _F32)
+        self.dbias = cla.zeros_like(self.bias)
+        self.vbias = _device(self.queue, np.zeros(geometry.bias_size) if vbias is None else vbias, _F32)
+
     def backward(self, dy, x, batch, bias_grad, need_dx, mask_relu):
         self._weight_grad(dy, x, batch)
-        self._run(bias_grad, (self.n_out,), dy.data, self.dbias.data, np.int32(self.n_out), np.int32(batch))
+        # A channel's outputs are contiguous rows: its bias gradient sums positions x batch values.
+        positions = batch * self.geometry.positions
+        self._run(bias_grad, (self.geometry.bias_size,), dy.data, self.dbias.data,
+                  np.int32(self.geometry.bias_size), np.int32(positions))
         if need_dx:
             self._input_grad(dy, x, batch, mask_relu)
             return self.dx
@@ -54,40 +77,46 @@ class _Layer:
 
     @property
     def params(self) -> int:
-        return self.n_in * self.n_out
+        rows, cols = self.geometry.weight_shape
+        return rows * cols
 
 
-class DenseLayer(_Layer):
-    """Dense weights (n_out, n_in): the l1 phase, where zeros may still regrow. With a mask (0/1 per
-    weight), the weights are kept on the mask's support after every step: dense masked training."""
+class DenseLayer(_WeightLayer):
+    """All weights stored: the l1 phase, where zeros may still regrow. With a mask (0/1 per weight), the
+    weights are kept on the mask's support after every step: dense masked training."""
 
     form = "dense"
 
-    def __init__(self, launcher, programs, name, weights, bias, relu, capacity, velocity=None, vbias=None,
-                 mask=None):
-        n_out, n_in = weights.shape
-        super().__init__(launcher, name, n_in, n_out, relu, bias, vbias, capacity)
-        queue = self.queue
-        self.values = _device(queue, weights, _F32)
+    def __init__(self, launcher, programs, name, geometry, weights, bias, relu, capacity, velocity=None,
+                 vbias=None, mask=None):
+        super().__init__(launcher, name, geometry, relu, bias, vbias, capacity)
+        shape = geometry.weight_shape
+        self.values = _device(self.queue, np.reshape(weights, shape), _F32)
         self.dvalues = cla.zeros_like(self.values)
-        self.vvalues = _device(queue, np.zeros_like(weights) if velocity is None else velocity, _F32)
-        self.mask = None if mask is None else _device(queue, mask, _F32)
-        self.k = programs.kernels("dense.cl.j2", [f"{name}_forward", f"{name}_grad_input", f"{name}_grad_weight"],
-                                  p=name, n_in=n_in, n_out=n_out, relu=relu, training=True, **DENSE)
+        self.vvalues = _device(self.queue, np.zeros(shape) if velocity is None else np.reshape(velocity, shape), _F32)
+        self.mask = None if mask is None else _device(self.queue, mask, _F32)
+        self.k = self._kernels(programs, "dense", True, ["forward", "grad_input", "grad_weight"])
+        if isinstance(geometry, Dense):     # register-blocked products
+            cols = DENSE["vw"] * DENSE["nv"]
+            self._shapes = {"forward": lambda b: (blocks(b, cols), blocks(self.n_out, DENSE["tm"])),
+                            "grad_input": lambda b: (blocks(b, cols), blocks(self.n_in, DENSE["tm"])),
+                            "grad_weight": lambda b: (blocks(self.n_in, DENSE["tj"]), blocks(self.n_out, DENSE["to"]))}
+        else:
+            self._shapes = {"forward": lambda b: (self.n_out, blocks(b, VECTOR)),
+                            "grad_input": lambda b: (self.n_in, blocks(b, VECTOR)),
+                            "grad_weight": lambda b: (self.values.size,)}
 
     def forward(self, x, batch):
-        cols = blocks(batch, DENSE["vw"] * DENSE["nv"])
-        self._run(self.k[f"{self.name}_forward"], (cols, blocks(self.n_out, DENSE["tm"])),
+        self._run(self.k[f"{self.name}_forward"], self._shapes["forward"](batch),
                   x.data, self.values.data, self.bias.data, self.y.data, np.int32(batch))
         return self.y
 
     def _input_grad(self, dy, x, batch, mask_relu):
-        cols = blocks(batch, DENSE["vw"] * DENSE["nv"])
-        self._run(self.k[f"{self.name}_grad_input"], (cols, blocks(self.n_in, DENSE["tm"])),
+        self._run(self.k[f"{self.name}_grad_input"], self._shapes["grad_input"](batch),
                   dy.data, self.values.data, x.data, self.dx.data, np.int32(mask_relu), np.int32(batch))
 
     def _weight_grad(self, dy, x, batch):
-        self._run(self.k[f"{self.name}_grad_weight"], (blocks(self.n_in, DENSE["tj"]), blocks(self.n_out, DENSE["to"])),
+        self._run(self.k[f"{self.name}_grad_weight"], self._shapes["grad_weight"](batch),
                   dy.data, x.data, self.dvalues.data, np.int32(batch))
 
     def weights(self) -> sp.csr_matrix:
@@ -98,32 +127,30 @@ class DenseLayer(_Layer):
                 "vbias": self.vbias.get()}
 
 
-class CsrLayer(_Layer):
+class CsrLayer(_WeightLayer):
     """Weights in CSR form on a fixed support: memory and work grow with the nonzeros only.
 
     velocity, when given, holds the momentum of each stored weight (in CSR order)."""
 
     form = "csr"
 
-    def __init__(self, launcher, programs, name, weights: sp.csr_matrix, bias, relu, capacity, training=True,
-                 velocity=None, vbias=None):
-        n_out, n_in = weights.shape
-        super().__init__(launcher, name, n_in, n_out, relu, bias, vbias, capacity)
+    def __init__(self, launcher, programs, name, geometry, weights: sp.csr_matrix, bias, relu, capacity,
+                 training=True, velocity=None, vbias=None):
+        super().__init__(launcher, name, geometry, relu, bias, vbias, capacity)
         queue = self.queue
         self.index = CsrIndex.of(weights)
         self.nnz = int(weights.nnz)
         self.rowptr, self.cols = _device(queue, self.index.rowptr, np.int32), _device(queue, self.index.cols, np.int32)
         self.values = _device(queue, weights.data, _F32)
-        names = [f"{name}_forward"]
+        names = ["forward"]
         if training:
             ix = self.index
             self.rows, self.colptr = _device(queue, ix.rows, np.int32), _device(queue, ix.colptr, np.int32)
             self.rows_t, self.perm_t = _device(queue, ix.rows_t, np.int32), _device(queue, ix.perm_t, np.int32)
             self.dvalues = cla.zeros_like(self.values)
             self.vvalues = _device(queue, np.zeros(self.nnz) if velocity is None else velocity, _F32)
-            names += [f"{name}_grad_input", f"{name}_grad_weight"]
-        self.k = programs.kernels("csr.cl.j2", names, p=name, n_in=n_in, n_out=n_out, relu=relu,
-                                  training=training, vw=VECTOR)
+            names += ["grad_input", "grad_weight"]
+        self.k = self._kernels(programs, "csr", training, names)
 
     @classmethod
     def from_layer(cls, layer, programs, capacity, keep_velocity):
@@ -131,16 +158,15 @@ class CsrLayer(_Layer):
         state = layer.state()
         if layer.form == "dense":
             weights = to_csr(state["values"])
-            dense_velocity = state["velocity"]
-            velocity = dense_velocity[CsrIndex.of(weights).rows, weights.indices]
+            velocity = state["velocity"][CsrIndex.of(weights).rows, weights.indices]
         else:
             keep = state["values"] != 0
-            per_row = np.bincount(layer.index.rows[keep], minlength=layer.n_out)
+            per_row = np.bincount(layer.index.rows[keep], minlength=layer.geometry.weight_shape[0])
             rowptr = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
             weights = sp.csr_matrix((state["values"][keep], layer.index.cols[keep], rowptr),
-                                    shape=(layer.n_out, layer.n_in))
+                                    shape=layer.geometry.weight_shape)
             velocity = state["velocity"][keep]
-        return cls(layer.launch, programs, layer.name, weights, state["bias"], layer.relu, capacity,
+        return cls(layer.launch, programs, layer.name, layer.geometry, weights, state["bias"], layer.relu, capacity,
                    velocity=velocity if keep_velocity else None, vbias=state["vbias"] if keep_velocity else None)
 
     def forward(self, x, batch):
@@ -149,8 +175,8 @@ class CsrLayer(_Layer):
         return self.y
 
     def _input_grad(self, dy, x, batch, mask_relu):
-        self._run(self.k[f"{self.name}_grad_input"], (self.n_in, blocks(batch, VECTOR)), dy.data, self.colptr.data,
-                  self.rows_t.data, self.perm_t.data, self.values.data, x.data, self.dx.data,
+        self._run(self.k[f"{self.name}_grad_input"], (self.n_in, blocks(batch, VECTOR)), dy.data,
+                  self.colptr.data, self.rows_t.data, self.perm_t.data, self.values.data, x.data, self.dx.data,
                   np.int32(batch), np.int32(mask_relu))
 
     def _weight_grad(self, dy, x, batch):
@@ -164,9 +190,45 @@ class CsrLayer(_Layer):
 
     def weights(self) -> sp.csr_matrix:
         return sp.csr_matrix((self.values.get()[:self.nnz], self.index.cols, self.index.rowptr),
-                             shape=(self.n_out, self.n_in))
+                             shape=self.geometry.weight_shape)
 
     def state(self) -> dict:
         return {"values": self.values.get()[:self.nnz], "velocity": self.vvalues.get()[:self.nnz],
                 "bias": self.bias.get(), "vbias": self.vbias.get(), "indptr": self.index.rowptr,
                 "indices": self.index.cols}
+
+
+class PoolLayer(_Layer):
+    """2x2 max-pooling. Its outputs are maxima of the previous layer's outputs, so they carry that layer's
+    ReLU for the purpose of masking gradients (relu here means: inputs of the next layer are ReLU outputs)."""
+
+    form = "pool"
+
+    def __init__(self, launcher, programs, name, geometry, relu, capacity, training=True):
+        super().__init__(launcher, name, geometry, relu, capacity)
+        c, h, w = geometry.in_shape
+        _, oh, ow = geometry.out_shape
+        names = [f"{name}_forward"] + ([f"{name}_grad_input"] if training else [])
+        self.k = programs.kernels("pool.cl.j2", names, p=name, c=c, h=h, w=w, oh=oh, ow=ow, vw=VECTOR,
+                                  training=training)
+
+    def forward(self, x, batch):
+        self._run(self.k[f"{self.name}_forward"], (self.n_out, blocks(batch, VECTOR)), x.data, self.y.data,
+                  np.int32(batch))
+        return self.y
+
+    def backward(self, dy, x, batch, bias_grad, need_dx, mask_relu):
+        if not need_dx:
+            return None
+        self._run(self.k[f"{self.name}_grad_input"], (self.n_in, blocks(batch, VECTOR)), dy.data, x.data,
+                  self.dx.data, np.int32(mask_relu), np.int32(batch))
+        return self.dx
+
+    def parameters(self):
+        return []
+
+    params = 0
+    nnz = 0
+
+    def state(self) -> dict:
+        return {}

@@ -1,4 +1,4 @@
-"""A stack of fully connected layers on one OpenCL queue: forward, backward, optimiser step."""
+"""A stack of layers on one OpenCL queue: forward, backward, optimiser step."""
 
 import numpy as np
 import pyopencl as cl
@@ -6,22 +6,25 @@ import pyopencl.array as cla
 from pyopencl.reduction import ReductionKernel
 
 from sparsecl.trainer.launch import Launcher
-from sparsecl.trainer.layers import CsrLayer, DenseLayer
+from sparsecl.trainer.layers import CsrLayer, DenseLayer, PoolLayer
 from sparsecl.trainer.programs import ProgramCache
 
 
 class Network:
     def __init__(self, context, queue, layers, classes, preprocess, capacity, masks=None, input_shape=None):
-        """layers: [(name, weights, bias, relu)]: dense ndarray weights give dense layers, scipy sparse ones
-        CSR layers. preprocess: {"mean", "scale"} turning raw input into network input. masks: optional
-        0/1 arrays per layer keeping dense layers on a fixed support (dense masked training). input_shape:
-        the shape of one sample; images (2 or more dimensions) can be shifted while gathering batches."""
+        """layers: [(name, geometry, weights, bias, relu)]: dense ndarray weights give dense layers, scipy
+        sparse ones CSR layers, None (with a MaxPool2d geometry) a pooling layer. preprocess: {"mean",
+        "scale"} turning raw input into network input. masks: optional 0/1 arrays per layer keeping dense
+        layers on a fixed support (dense masked training). input_shape: the shape of one sample; images
+        (2 or more dimensions) can be shifted while gathering batches."""
         # Buffers hold at least 512 samples so that evaluation runs in large chunks.
         self.context, self.queue, self.capacity = context, queue, max(capacity, 512)
         self.programs = ProgramCache(context)
         self.launch = Launcher(queue)
         masks = masks or [None] * len(layers)
-        self.layers = [self._make_layer(*spec, mask=mask) for spec, mask in zip(layers, masks)]
+        self.layers = []
+        for spec, mask in zip(layers, masks):
+            self.layers.append(self._make_layer(*spec, mask=mask))
         self.n_in = self.layers[0].n_in
         self.preprocess_params = dict(preprocess)
         self._pre = self.programs.kernels("preprocess.cl.j2", ["preprocess", "normalise"], n_in=self.n_in,
@@ -37,16 +40,23 @@ class Network:
                                               map_expr="x[i] != 0.0f ? 1 : 0",
                                               arguments="__global const float *x")
 
-    def _make_layer(self, name, weights, bias, relu, mask=None):
+    def _make_layer(self, name, geometry, weights, bias, relu, mask=None):
+        if weights is None:         # pooling passes its input's ReLU on (see PoolLayer)
+            below = bool(self.layers and self.layers[-1].relu)
+            return PoolLayer(self.launch, self.programs, name, geometry, below, self.capacity)
         if hasattr(weights, "tocsr"):
-            return CsrLayer(self.launch, self.programs, name, weights.tocsr(), bias, relu, self.capacity)
-        return DenseLayer(self.launch, self.programs, name, weights, bias, relu, self.capacity, mask=mask)
+            return CsrLayer(self.launch, self.programs, name, geometry, weights.tocsr(), bias, relu, self.capacity)
+        return DenseLayer(self.launch, self.programs, name, geometry, weights, bias, relu, self.capacity, mask=mask)
+
+    @property
+    def weight_layers(self):
+        return [l for l in self.layers if l.form != "pool"]
 
     def to_csr(self, below_density=1.0, keep_velocity=False):
         """Move dense layers whose density is at most below_density to CSR form, on their current nonzeros
         (a frozen support: zeros can no longer regrow). Returns the names of the layers moved."""
         moved = []
-        for index, (layer, nnz) in enumerate(zip(self.layers, self.nonzeros())):
+        for index, (layer, nnz) in enumerate(zip(self.layers, self._counts())):
             if layer.form == "dense" and nnz <= below_density * layer.params:
                 self.layers[index] = CsrLayer.from_layer(layer, self.programs, self.capacity, keep_velocity)
                 moved.append(layer.name)
@@ -54,7 +64,7 @@ class Network:
 
     def compact(self):
         """Drop weights that became exactly zero from CSR layers (l1 phase: the support only shrinks)."""
-        for index, (layer, nnz) in enumerate(zip(self.layers, self.nonzeros())):
+        for index, (layer, nnz) in enumerate(zip(self.layers, self._counts())):
             if layer.form == "csr" and nnz < layer.nnz:
                 self.layers[index] = CsrLayer.from_layer(layer, self.programs, self.capacity, keep_velocity=True)
 
@@ -89,13 +99,17 @@ class Network:
                 self.launch(self.shared["apply_mask"], (layer.values.size,), layer.values.data, layer.mask.data,
                             np.int32(layer.values.size))
 
-    def nonzeros(self):
-        """Nonzero weights per layer (one small reduction each on the device)."""
+    def _counts(self):
+        """Nonzero weights of every layer (0 for pooling), one small reduction each on the device."""
         counts = []
         for layer in self.layers:
-            n = layer.nnz if layer.form == "csr" else layer.values.size
+            n = layer.nnz if layer.form == "csr" else getattr(layer, "values", None) is not None and layer.values.size
             counts.append(int(self._count_nonzero(layer.values.ravel()[:n]).get()) if n else 0)
         return counts
+
+    def nonzeros(self):
+        """Nonzero weights per layer with weights."""
+        return [n for n, layer in zip(self._counts(), self.layers) if layer.form != "pool"]
 
     def preprocess(self, raw, x, batch):
         """x = (raw - mean) * scale for `batch` raw samples (sample-major) into x (feature-major)."""

@@ -58,9 +58,16 @@ class Interrupted(SparseclError):
 
 
 def init_layers(specs, rng):
-    """He-initialised dense weights and zero biases: [(name, weights, bias, relu)]."""
-    return [(name, (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(np.float32),
-             np.zeros(n_out, np.float32), relu) for name, _kind, n_in, n_out, relu in specs]
+    """He-initialised dense weights and zero biases: [(name, geometry, weights, bias, relu)]."""
+    layers = []
+    for name, geometry, relu in specs:
+        if geometry.weight_shape is None:
+            layers.append((name, geometry, None, None, relu))
+            continue
+        rows, fan_in = geometry.weight_shape
+        weights = (rng.standard_normal((rows, fan_in)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        layers.append((name, geometry, weights, np.zeros(geometry.bias_size, np.float32), relu))
+    return layers
 
 
 def lr_at(config, phase, epoch):
@@ -71,7 +78,8 @@ def lr_at(config, phase, epoch):
 
 
 def _restore(net, state: checkpoint.Checkpoint):
-    for layer, (_name, _relu, _w, _b, velocity, vbias) in zip(net.layers, state.layers):
+    for layer in net.weight_layers:
+        _w, _b, velocity, vbias = state.layers[layer.name]
         if velocity.size:
             layer.vvalues.set(np.ascontiguousarray(velocity, np.float32))
         layer.vbias.set(np.ascontiguousarray(vbias, np.float32))
@@ -86,11 +94,15 @@ def train(config: TrainConfig = None, device=None, progress=True, log=print, che
     config.validate()
     data = datasets.load(config.dataset)
     n_in = int(np.prod(data.input_shape))
-    specs = archs.layer_specs(config.arch, n_in, data.classes)
+    specs = archs.layer_specs(config.arch, data.input_shape, data.classes)
     raw_train = data.x_train.reshape(len(data.x_train), n_in).astype(np.float32)
     if state:
         preprocess = state.preprocess
-        layers = [(name, w, b, relu) for name, relu, w, b, _v, _vb in state.layers]
+        try:
+            layers = [(name, g, *(state.layers[name][:2] if g.weight_shape else (None, None)), relu)
+                      for name, g, relu in specs]
+        except KeyError as e:
+            raise SparseclError(f"{resume}: damaged checkpoint (no layer {e})") from None
     else:
         std = float(raw_train.std())
         preprocess = {"mean": float(raw_train.mean()), "scale": 1.0 / std if std > 0 else 1.0}
@@ -135,11 +147,12 @@ def train(config: TrainConfig = None, device=None, progress=True, log=print, che
                     net.compact()
                 test_acc = float(np.mean(net.predict(data.x_test).argmax(1) == data.y_test))
                 nnz = net.nonzeros()
-                density = [n / l.params for n, l in zip(nnz, net.layers)]
-                total = sum(nnz) / sum(l.params for l in net.layers)
+                density = [n / l.params for n, l in zip(nnz, net.weight_layers)]
+                total = sum(nnz) / sum(l.params for l in net.weight_layers)
                 history.append({"phase": phase, "epoch": epoch + 1, "lr": float(lr), "loss": loss,
                                 "train_acc": train_acc, "test_acc": test_acc, "nnz": nnz, "density": density,
-                                "forms": [l.form for l in net.layers], "seconds": time.perf_counter() - t0})
+                                "forms": [l.form for l in net.weight_layers],
+                                "seconds": time.perf_counter() - t0})
                 if checkpoint_path:
                     position = (phase_index, epoch + 1) if epoch + 1 < epochs else (phase_index + 1, 0)
                     checkpoint.save(checkpoint_path, asdict(config), *position, history, preprocess, net,
@@ -157,7 +170,9 @@ def train(config: TrainConfig = None, device=None, progress=True, log=print, che
                               else "interrupted before the first epoch ended; nothing to resume") from None
         bar.close()
 
-    layers = [Layer(l.name, "dense", l.n_in, l.n_out, l.relu, l.weights(), l.bias.get()) for l in net.layers]
+    layers = [Layer(l.name, l.geometry.kind, l.n_in, l.n_out, False, None, None, l.geometry) if l.form == "pool"
+              else Layer(l.name, l.geometry.kind, l.n_in, l.n_out, l.relu, l.weights(), l.bias.get(), l.geometry)
+              for l in net.layers]
     final = history[-1] if history else {}
     summary = {"config": asdict(config), "device": info.name,
                "seconds": elapsed_before + time.perf_counter() - started,
