@@ -192,3 +192,19 @@ def test_preprocess_kernel_normalises_and_transposes(cl_env, programs):
     data = cla.to_device(queue, raw)
     k["normalise"](queue, (raw.size,), None, data.data, np.int32(raw.size))
     np.testing.assert_array_equal(data.get(), ref)
+
+
+def test_dense_masked_step_keeps_the_support(cl_env):
+    from sparsecl.trainer.network import Network
+    context, queue = cl_env
+    rng = np.random.default_rng(6)
+    w = random_weights(rng, 6, 9, 0.4)
+    mask = (w != 0).astype(F32)
+    net = Network(context, queue, [("m", Dense(9, 6), w, np.zeros(6, F32), False)], 6, {"mean": 0.0, "scale": 1.0},
+                  4, masks=[mask])
+    layer = net.layers[0]
+    layer.dvalues.set(rng.standard_normal((6, 9)).astype(F32))      # a gradient everywhere
+    net.step(0.1, 0.0, 0.0)
+    got = layer.values.get()
+    assert np.all(got[mask == 0] == 0)
+    np.testing.assert_allclose(got[mask == 1], (w - F32(0.1) * layer.dvalues.get())[mask == 1], rtol=1e-6)
