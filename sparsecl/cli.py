@@ -72,11 +72,11 @@ def cmd_generate(args):
     model = modelfile.load(args.model)
     bundle_plan = plan(model, args.target, args.precision, golden_input=_golden_input(model))
     manifest = write_bundle(bundle_plan, args.output)
-    rows = [[l["name"], f"{l['shape'][1]}->{l['shape'][0]}", l["variant"], l["nnz"], f"{l['density']:.2%}",
-             l["bytes"]] for l in manifest["layers"]]
+    rows = [[l["name"], l["kind"], f"{l['in']}->{l['out']}", l["variant"], l["nnz"],
+             f"{l['density']:.2%}" if l["variant"] != "pool" else "", l["bytes"]] for l in manifest["layers"]]
     t = manifest["totals"]
-    rows.append(["total", "", "", t["nnz"], f"{t['density']:.2%}", t["weight_bytes"]])
-    print(_table(rows, ["layer", "shape", "kernel", "nnz", "density", "bytes"]))
+    rows.append(["total", "", "", "", t["nnz"], f"{t['density']:.2%}", t["weight_bytes"]])
+    print(_table(rows, ["layer", "kind", "features", "kernel", "nnz", "density", "bytes"]))
     print(f"\nwrote {args.output} (target {args.target}); build it with: make -C {args.output}")
 
 
