@@ -35,8 +35,22 @@ class Dense:
         return {}
 
 
+class _Image:
+    """Feature counts of a layer that maps an image (in_shape) to an image (out_shape)."""
+
+    @property
+    def n_in(self) -> int:
+        c, h, w = self.in_shape
+        return c * h * w
+
+    @property
+    def n_out(self) -> int:
+        c, h, w = self.out_shape
+        return c * h * w
+
+
 @dataclass(frozen=True)
-class Conv2d:
+class Conv2d(_Image):
     in_shape: tuple          # (channels, height, width)
     out_channels: int
     kernel: int
@@ -52,16 +66,6 @@ class Conv2d:
         c, h, w = self.in_shape
         shrink = 0 if self.padding == "same" else self.kernel - 1
         return (self.out_channels, h - shrink, w - shrink)
-
-    @property
-    def n_in(self) -> int:
-        c, h, w = self.in_shape
-        return c * h * w
-
-    @property
-    def n_out(self) -> int:
-        c, h, w = self.out_shape
-        return c * h * w
 
     @property
     def weight_shape(self):
@@ -83,7 +87,7 @@ class Conv2d:
 
 
 @dataclass(frozen=True)
-class MaxPool2d:
+class MaxPool2d(_Image):
     in_shape: tuple          # (channels, height, width); 2x2 windows, stride 2
     kind = "maxpool2d"
 
@@ -91,16 +95,6 @@ class MaxPool2d:
     def out_shape(self):
         c, h, w = self.in_shape
         return (c, h // 2, w // 2)
-
-    @property
-    def n_in(self) -> int:
-        c, h, w = self.in_shape
-        return c * h * w
-
-    @property
-    def n_out(self) -> int:
-        c, h, w = self.out_shape
-        return c * h * w
 
     weight_shape = None
     bias_size = 0
