@@ -7,6 +7,7 @@ import tempfile
 from importlib import resources
 
 from sparsecl import SparseclError, __version__
+from sparsecl.codegen.lint import lint
 from sparsecl.codegen.plan import BundlePlan
 from sparsecl.render import environment, render
 
@@ -30,12 +31,14 @@ def kernel_source(plan: BundlePlan) -> str:
     for l in plan.layers:
         if l.kind == "csr":
             parts.append(render("kernels/csr.cl.j2", p=l.ident, n_in=l.n_in, n_out=l.n_out, relu=l.relu,
-                                training=False, vw=plan.vector_width))
+                                training=False, vw=plan.vector_width, index_type=l.index_type,
+                                value_type=l.value_type))
         elif l.kind == "conv":
             c = l.conv
             parts.append(render("kernels/conv.cl.j2", p=l.ident, c_in=c["c_in"], h=c["h"], w=c["w"],
                                 c_out=c["c_out"], oh=c["oh"], ow=c["ow"], k=c["k"], pad=c["pad"], form="csr",
-                                relu=l.relu, training=False, vw=plan.vector_width))
+                                relu=l.relu, training=False, vw=plan.vector_width, index_type=l.index_type,
+                                value_type=l.value_type))
         else:
             c = l.conv
             parts.append(render("kernels/pool.cl.j2", p=l.ident, c=c["c_in"], h=c["h"], w=c["w"], oh=c["oh"],
@@ -46,7 +49,9 @@ def kernel_source(plan: BundlePlan) -> str:
 def manifest(plan: BundlePlan) -> dict:
     layers = [{"name": l.ident, "kind": l.geometry.kind, "variant": l.kind,
                "shape": list(l.geometry.weight_shape or l.geometry.out_shape), "in": l.n_in, "out": l.n_out,
-               "relu": l.relu, "nnz": l.nnz, "density": l.density, "value_bytes": l.value_bytes,
+               "relu": l.relu, "nnz": l.nnz, "density": l.density,
+               **({"index_type": l.index_type, "value_type": l.value_type} if l.vals is not None else {}),
+               "value_bytes": l.value_bytes,
                "index_bytes": l.index_bytes, "bytes": l.value_bytes + l.index_bytes}
               for l in plan.layers]
     return {
@@ -74,7 +79,7 @@ def bundle_files(plan: BundlePlan) -> dict:
     files = {name: runtime.joinpath(name).read_text() for name in plan.target.runtime}
     context = {"plan": plan, "version": __version__}
     if plan.target.opencl:
-        context["kernel_source"] = files["kernels.cl"] = kernel_source(plan)
+        context["kernel_source"] = files["kernels.cl"] = lint(kernel_source(plan))
     files["model.c"] = render("bundle/model.c.j2", **context)
     sources = sorted(n for n in files if n.endswith(".c"))
     headers = sorted(n for n in files if n.endswith(".h"))

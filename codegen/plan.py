@@ -1,6 +1,7 @@
 """Lowering a model to a bundle plan: every decision about the generated code is made here, so the
 templates only loop over the plan."""
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,11 +21,28 @@ class Target:
     runtime: tuple        # files copied from runtime_c/
 
 
-_COMMON = ("main.c", "sc_model.h", "sc_cpu.c", "sc_cpu.h", "sc_npy.c", "sc_npy.h", "sc_time.h")
+_COMMON = ("main.c", "sc_model.h", "sc_cpu.c", "sc_cpu.h", "sc_half.h", "sc_npy.c", "sc_npy.h", "sc_time.h")
+_OPENCL = _COMMON + ("sc_cl.c", "sc_cl.h", "sc_clnet.c", "sc_clnet.h")
 TARGETS = {
     "c": Target("c", False, _COMMON),
-    "opencl": Target("opencl", True, _COMMON + ("sc_cl.c", "sc_cl.h", "sc_clnet.c", "sc_clnet.h")),
+    "opencl": Target("opencl", True, _OPENCL),
+    # OpenCL 1.2 embedded-profile-safe kernels for Mali GPUs; every OpenCL target is linted the same way.
+    "mali": Target("mali", True, _OPENCL),
 }
+PRECISIONS = {"fp32": "float", "fp16": "half"}
+
+
+def index_type(columns: int) -> str:
+    """The narrowest OpenCL type that holds every column index of a layer with this many columns.
+
+    >>> index_type(200), index_type(800), index_type(70000)
+    ('uchar', 'ushort', 'int')
+    """
+    return "uchar" if columns <= 256 else "ushort" if columns <= 65536 else "int"
+
+
+INDEX_BYTES = {"uchar": 1, "ushort": 2, "int": 4}
+NUMPY_INDEX = {"uchar": np.uint8, "ushort": np.uint16, "int": np.int32}
 
 
 @dataclass
@@ -36,8 +54,26 @@ class LayerPlan:
     relu: bool
     rowptr: np.ndarray = None
     cols: np.ndarray = None
-    vals: np.ndarray = None
+    vals: np.ndarray = None        # float32 (fp32) or float16 (fp16), as stored
     bias: np.ndarray = None
+
+    @property
+    def index_type(self) -> str:
+        return index_type(self.geometry.weight_shape[1])
+
+    @property
+    def value_type(self) -> str:
+        return "half" if self.vals.dtype == np.float16 else "float"
+
+    @property
+    def stored_cols(self) -> np.ndarray:
+        return self.stored(self.cols.astype(NUMPY_INDEX[self.index_type]))
+
+    @property
+    def stored_vals(self) -> np.ndarray:
+        """Values as C will hold them: floats, or the bit patterns of halves."""
+        vals = self.stored(self.vals)
+        return vals.view(np.uint16) if vals.dtype == np.float16 else vals
 
     @property
     def n_in(self) -> int:
@@ -62,11 +98,11 @@ class LayerPlan:
 
     @property
     def value_bytes(self) -> int:
-        return 4 * self.nnz
+        return 0 if self.vals is None else self.vals.itemsize * self.nnz
 
     @property
     def index_bytes(self) -> int:
-        return 0 if self.rowptr is None else 4 * (len(self.rowptr) + self.nnz)
+        return 0 if self.rowptr is None else 4 * len(self.rowptr) + INDEX_BYTES[self.index_type] * self.nnz
 
     @property
     def conv(self) -> dict:
@@ -104,8 +140,9 @@ class BundlePlan:
 def plan(model, target: str, precision: str = "fp32", golden_input=None) -> BundlePlan:
     if target not in TARGETS:
         raise SparseclError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
-    if precision != "fp32":
-        raise SparseclError(f"precision {precision!r} is not supported by target {target!r} (use fp32)")
+    if precision not in PRECISIONS:
+        raise SparseclError(f"unknown precision {precision!r} (use fp32 or fp16)")
+    value_dtype = np.float16 if precision == "fp16" else np.float32
     layers, idents = [], set()
     for index, layer in enumerate(model.layers):
         ident = c_ident(layer.name, prefix="layer")
@@ -116,9 +153,11 @@ def plan(model, target: str, precision: str = "fp32", golden_input=None) -> Bund
             layers.append(LayerPlan(ident, layer.name, "pool", layer.geometry, False))
             continue
         w = layer.weights
+        if value_dtype == np.float16 and np.abs(w.data).max(initial=0) > np.finfo(np.float16).max:
+            raise SparseclError(f"layer {layer.name!r} has weights beyond the fp16 range; use --precision fp32")
         layers.append(LayerPlan(ident, layer.name, "conv" if layer.kind == "conv2d" else "csr", layer.geometry,
                                 layer.relu, w.indptr.astype(np.int32), w.indices.astype(np.int32),
-                                w.data.astype(np.float32), layer.bias.astype(np.float32)))
+                                w.data.astype(value_dtype), layer.bias.astype(np.float32)))
     if golden_input is None:
         golden_input = np.random.default_rng(0).uniform(0, 1, (GOLDEN_SAMPLES, model.input_size))
     golden_input = np.asarray(golden_input, np.float32).reshape(-1, model.input_size)
@@ -127,4 +166,18 @@ def plan(model, target: str, precision: str = "fp32", golden_input=None) -> Bund
         input_size=model.input_size, classes=model.classes,
         max_width=max([model.input_size] + [l.n_out for l in model.layers]),
         mean=model.preprocess["mean"], scale=model.preprocess["scale"], layers=layers,
-        golden_input=golden_input, golden_logits=reference_logits(model, golden_input))
+        golden_input=golden_input, golden_logits=reference_logits(as_stored(model, value_dtype), golden_input))
+
+
+def as_stored(model, value_dtype):
+    """The model with its weights rounded as the bundle stores them, for the golden logits."""
+    if value_dtype == np.float32:
+        return model
+    layers = []
+    for layer in model.layers:
+        if layer.weights is not None:
+            w = layer.weights.copy()
+            w.data = w.data.astype(value_dtype).astype(np.float32)
+            layer = dataclasses.replace(layer, weights=w)
+        layers.append(layer)
+    return dataclasses.replace(model, layers=layers)

@@ -217,11 +217,16 @@ static int info(const runner *r)
     const sc_model *m = r->model;
     printf("model %s, target %s, input %d values, %d classes, %d layers\n", m->name, m->target, m->input_size,
            m->classes, m->n_layers);
+    /* fp16 weights are widened as they are loaded (vload_half): the arithmetic is fp32 on every backend. */
+    printf("arithmetic fp32\n");
     static const char *kinds[] = {"?", "csr", "conv", "maxpool"};
     for (int l = 0; l < m->n_layers; ++l) {
         const sc_layer *layer = &m->layers[l];
-        printf("  %-12s %s %d -> %d, %d nonzeros%s\n", layer->name, kinds[layer->kind], layer->n_in, layer->n_out,
+        printf("  %-12s %s %d -> %d, %d nonzeros%s", layer->name, kinds[layer->kind], layer->n_in, layer->n_out,
                layer->nnz, layer->relu ? ", relu" : "");
+        if (layer->kind != SC_LAYER_MAXPOOL)
+            printf(", %d-byte indices, %s weights", layer->col_bytes, layer->val_bytes == 2 ? "fp16" : "fp32");
+        printf("\n");
     }
 #ifdef SC_WITH_OPENCL
     if (r->cl) {

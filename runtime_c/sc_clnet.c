@@ -163,9 +163,9 @@ sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t er
         const size_t stored = layer->nnz > 0 ? (size_t)layer->nnz : 1;  /* buffers are never empty */
         s->rowptr = upload(net, layer->rowptr, (size_t)(layer->rows + 1) * sizeof(int32_t), &status);
         if (!check(status, "clCreateBuffer", err, err_len))
-            s->cols = upload(net, layer->cols, stored * sizeof(int32_t), &status);
+            s->cols = upload(net, layer->cols, stored * (size_t)layer->col_bytes, &status);
         if (!check(status, "clCreateBuffer", err, err_len))
-            s->vals = upload(net, layer->vals, stored * sizeof(float), &status);
+            s->vals = upload(net, layer->vals, stored * (size_t)layer->val_bytes, &status);
         if (!check(status, "clCreateBuffer", err, err_len))
             s->bias = upload(net, layer->bias, (size_t)layer->rows * sizeof(float), &status);
         if (check(status, "clCreateBuffer", err, err_len))

@@ -2,6 +2,26 @@
 
 #include <math.h>
 
+#include "sc_half.h"
+
+/* Column indices and values are stored as narrow as each layer allows. */
+static inline int32_t col_at(const sc_layer *l, int32_t e)
+{
+    switch (l->col_bytes) {
+    case 1:
+        return ((const uint8_t *)l->cols)[e];
+    case 2:
+        return ((const uint16_t *)l->cols)[e];
+    default:
+        return ((const int32_t *)l->cols)[e];
+    }
+}
+
+static inline float val_at(const sc_layer *l, int32_t e)
+{
+    return l->val_bytes == 2 ? sc_half_to_float(((const uint16_t *)l->vals)[e]) : ((const float *)l->vals)[e];
+}
+
 /* Each layer does the same arithmetic, in the same order, as its forward kernel in templates/kernels/. */
 
 static void csr_forward(const sc_layer *l, const float *x, float *y, int n)
@@ -12,7 +32,7 @@ static void csr_forward(const sc_layer *l, const float *x, float *y, int n)
         for (int i = 0; i < l->n_out; ++i) {
             float acc = l->bias[i];
             for (int32_t e = l->rowptr[i]; e < l->rowptr[i + 1]; ++e)
-                acc += l->vals[e] * xb[l->cols[e]];
+                acc += val_at(l, e) * xb[col_at(l, e)];
             yb[i] = (l->relu && acc < 0.0f) ? 0.0f : acc;
         }
     }
@@ -29,11 +49,11 @@ static void conv_forward(const sc_layer *l, const float *x, float *y, int n)
                 for (int ox = 0; ox < l->ow; ++ox) {
                     float acc = l->bias[co];
                     for (int32_t e = l->rowptr[co]; e < l->rowptr[co + 1]; ++e) {
-                        const int col = l->cols[e];
+                        const int col = col_at(l, e);
                         const int iy = oy + (col % kk) / l->k - l->pad, ix = ox + col % l->k - l->pad;
                         if (iy < 0 || iy >= l->h || ix < 0 || ix >= l->w)
                             continue;
-                        acc += l->vals[e] * xb[(col / kk) * l->h * l->w + iy * l->w + ix];
+                        acc += val_at(l, e) * xb[(col / kk) * l->h * l->w + iy * l->w + ix];
                     }
                     yb[(co * l->oh + oy) * l->ow + ox] = (l->relu && acc < 0.0f) ? 0.0f : acc;
                 }

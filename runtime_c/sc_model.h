@@ -21,8 +21,10 @@ typedef struct {
     int c_out, oh, ow;       /* and output shape */
     int k, pad;              /* convolution: kernel size and zero padding */
     const int32_t *rowptr;   /* rows + 1; NULL for pooling */
-    const int32_t *cols;     /* nnz (at least one entry is stored) */
-    const float *vals;       /* nnz (likewise) */
+    const void *cols;        /* nnz column indices (at least one entry is stored), col_bytes each */
+    const void *vals;        /* nnz values (likewise): float, or IEEE half when val_bytes is 2 */
+    int col_bytes;           /* 1, 2 or 4: uint8_t, uint16_t or int32_t */
+    int val_bytes;           /* 4 or 2 */
     const float *bias;       /* rows */
 } sc_layer;
 

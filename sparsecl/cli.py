@@ -100,6 +100,14 @@ def cmd_verify(args):
     rows = [[f"{manifest['target']} bundle", result.samples, f"{result.bundle_acc:.4f}",
              f"{result.agreement:.2%}", f"{result.max_abs_diff:.2e}"],
             ["trainer (OpenCL)", result.samples, f"{result.reference_acc:.4f}", "", ""]]
+    if manifest.get("precision") == "fp16":
+        # The bundle must compute exactly what it stores; rounding the weights is reported, not judged.
+        from sparsecl.codegen.plan import as_stored
+        stored = model_logits(as_stored(model, np.float16), raw, device=args.device)
+        quantised, result = result, compare(bundle, stored, labels)
+        rows[0][3:] = [f"{quantised.agreement:.2%}", f"{quantised.max_abs_diff:.2e}"]
+        rows.append(["trainer, fp16 weights", result.samples, f"{result.reference_acc:.4f}",
+                     f"{result.agreement:.2%}", f"{result.max_abs_diff:.2e}"])
     print(_table(rows, ["model", "samples", "top-1 acc", "agreement", "max |diff|"]))
     t = manifest["totals"]
     print(f"weights: {t['nnz']} of {t['params']} nonzero ({t['density']:.2%}), {t['weight_bytes']} bytes "
@@ -149,8 +157,10 @@ def parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="write a standalone inference bundle for a model")
     g.add_argument("model", help="model file")
-    g.add_argument("--target", default="opencl", choices=["opencl", "c"], help="bundle target (default: opencl)")
-    g.add_argument("--precision", default="fp32", choices=["fp32"], help="weight precision (default: fp32)")
+    g.add_argument("--target", default="opencl", choices=["opencl", "mali", "c"],
+                   help="bundle target (default: opencl)")
+    g.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
+                   help="weight storage (default: fp32; fp16 halves the value bytes)")
     g.add_argument("-o", "--output", required=True, help="bundle folder")
     g.set_defaults(func=cmd_generate)
 

@@ -157,7 +157,8 @@ def test_manifest_counts_what_is_stored(bundles, model):
     assert totals["params"] == model.params and totals["nnz"] == model.nnz
     weighted = [l for l in model.layers if l.weights is not None]
     assert totals["biases"] == sum(len(l.bias) for l in weighted)
-    index_bytes = sum(4 * (l.weights.shape[0] + 1 + l.nnz) for l in weighted)
+    width = lambda cols: 1 if cols <= 256 else 2 if cols <= 65536 else 4  # noqa: E731 (narrowest index type)
+    index_bytes = sum(4 * (l.weights.shape[0] + 1) + width(l.weights.shape[1]) * l.nnz for l in weighted)
     assert totals["weight_bytes"] == 4 * model.nnz + index_bytes
     assert [l["nnz"] for l in manifest["layers"]] == [l.nnz for l in model.layers]
 
@@ -181,7 +182,7 @@ def test_names_cannot_inject_code(small_model, tmp_path, nasty):
     result = run(["make", "-C", str(tmp_path / "b"), *STRICT])
     assert result.returncode == 0, result.stderr
     info = run([str(tmp_path / "b" / "infer"), "--info", "--cpu"])
-    assert info.returncode == 0 and info.stdout.count("\n") == 5   # header, 3 layers, backend
+    assert info.returncode == 0 and info.stdout.count("\n") == 6   # header, arithmetic, 3 layers, backend
 
 
 def test_existing_folders_are_replaced_only_if_bundles(small_model, tmp_path):
@@ -204,3 +205,62 @@ def test_unknown_target_and_precision(small_model):
         plan(small_model, "cuda")
     with pytest.raises(SparseclError, match="precision"):
         plan(small_model, "c", precision="int4")
+    big = small_model.layers[0].weights.copy()
+    big.data[0] = 1e6                                   # beyond the fp16 range
+    import dataclasses
+    huge = dataclasses.replace(small_model, layers=[dataclasses.replace(small_model.layers[0], weights=big),
+                                                    *small_model.layers[1:]])
+    with pytest.raises(SparseclError, match="fp16 range"):
+        plan(huge, "c", precision="fp16")
+
+
+@pytest.mark.parametrize("target", ["c", "mali"])
+def test_fp16_bundle_computes_what_it_stores(small_cnn_model, tmp_path, target):
+    write_bundle(plan(small_cnn_model, target, precision="fp16"), tmp_path / "b")
+    assert run(["make", "-C", str(tmp_path / "b"), *STRICT]).returncode == 0
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["precision"] == "fp16"
+    for layer, entry in zip(small_cnn_model.layers, manifest["layers"]):
+        assert entry["value_bytes"] == 2 * layer.nnz
+        if layer.weights is not None:
+            assert entry["value_type"] == "half" and entry["index_type"] == "uchar"
+    raw = np.random.default_rng(3).integers(0, 17, (20, 8, 8)).astype(np.uint8)
+    np.save(tmp_path / "in.npy", raw)
+    assert infer(tmp_path / "b", tmp_path / "in.npy", tmp_path / "out.npy").returncode == 0
+    from sparsecl.codegen.plan import as_stored
+    rounded = as_stored(small_cnn_model, np.float16)
+    assert not np.array_equal(rounded.layers[0].weights.data, small_cnn_model.layers[0].weights.data)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), reference.logits(rounded, raw.reshape(20, 64)),
+                               rtol=1e-5, atol=1e-5)
+    assert infer(tmp_path / "b", "--selftest").returncode == 0
+
+
+def test_half_to_float_is_exact_for_every_half(tmp_path):
+    from importlib import resources
+    runtime = resources.files("sparsecl.runtime_c")
+    (tmp_path / "sc_half.h").write_text(runtime.joinpath("sc_half.h").read_text())
+    (tmp_path / "t.c").write_text(
+        '#include <stdio.h>\n#include "sc_half.h"\nint main(void) { for (unsigned h = 0; h < 65536; ++h) {'
+        ' float f = sc_half_to_float((uint16_t)h); uint32_t b; memcpy(&b, &f, 4); printf("%u\\n", b); } return 0; }\n')
+    assert run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", str(tmp_path / "t"), str(tmp_path / "t.c")],
+               cwd=tmp_path).returncode == 0
+    got = np.array(run([str(tmp_path / "t")]).stdout.split(), dtype=np.uint32)
+    want = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32).view(np.uint32)
+    assert np.array_equal(got, want)
+
+
+def test_lint_refuses_kernels_a_mali_driver_would_not_build():
+    from sparsecl.codegen.lint import lint
+    for bad in ["float x = 1.0;", "double y = 0.5f;", "y = 2.5e-3 * x;", "work_group_barrier(0);",
+                "#pragma OPENCL EXTENSION cl_khr_fp64 : enable", "printf(\"%d\", 1);"]:
+        with pytest.raises(SparseclError, match="line 2"):
+            lint("/* fine */\n" + bad)
+    assert lint("x = 1.0f * y; /* 1.0 in a comment */\nz = 3;") .startswith("x = 1.0f")
+
+
+def test_every_generated_kernel_passes_the_lint(small_model, small_cnn_model):
+    from sparsecl.codegen.generate import kernel_source
+    from sparsecl.codegen.lint import lint
+    for m in (small_model, small_cnn_model):
+        for precision in ("fp32", "fp16"):
+            lint(kernel_source(plan(m, "mali", precision=precision)))
