@@ -84,6 +84,9 @@ def bundle_files(plan: BundlePlan) -> dict:
     sources = sorted(n for n in files if n.endswith(".c"))
     headers = sorted(n for n in files if n.endswith(".h"))
     files["Makefile"] = render("bundle/Makefile.j2", sources=sources, headers=headers, **context)
+    files["CMakeLists.txt"] = render("bundle/CMakeLists.txt.j2", sources=sources, **context)
+    for arch in ("aarch64", "armhf"):
+        files[f"toolchain-{arch}.cmake"] = render(f"bundle/toolchain-{arch}.cmake.j2")
     files["manifest.json"] = json.dumps(manifest(plan), indent=2) + "\n"
     return files
 

@@ -120,6 +120,14 @@ def cmd_verify(args):
     return 0
 
 
+def cmd_package(args):
+    from sparsecl.codegen.package import architecture, package
+    path = package(args.bundle, args.output)
+    name = os.path.basename(path)
+    print(f"wrote {path} ({architecture(os.path.join(args.bundle, 'infer'))}); on the board: tar xzf {name} && "
+          f"cd {name[:-len('.tar.gz')]} && sha256sum -c SHA256SUMS && ./infer --selftest")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparsecl", description=__doc__)
     p.add_argument("--version", action="version", version=f"sparsecl {__version__}")
@@ -171,6 +179,11 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--tolerance", type=float, default=1e-4, help="max |logit difference| (default: 1e-4)")
     v.add_argument("--device", help="OpenCL device for the trainer's inference")
     v.set_defaults(func=cmd_verify)
+
+    k = sub.add_parser("package", help="archive a built bundle (binary, manifest, SHA-256 sums) for a board")
+    k.add_argument("bundle", help="bundle folder with a built ./infer")
+    k.add_argument("-o", "--output", help="archive to write (default: NAME-TARGET-ARCH.tar.gz beside the bundle)")
+    k.set_defaults(func=cmd_package)
     return p
 
 
