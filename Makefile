@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml $(wildcard sparsecl/*.py trainer/*.py codegen/*.py templates/*/*.j2 runtime_c/*)
 SPARSECL = $(VENV)/bin/sparsecl
 
-.PHONY: demo test system setup clean
+.PHONY: demo test system setup clean qemu-sysroots
 
 demo: setup
 	$(SPARSECL) devices
@@ -24,8 +24,15 @@ demo: setup
 	$(SPARSECL) verify $(OUT)/digits.npz $(OUT)/digits-c
 	$(OUT)/digits-opencl/infer --selftest
 
-test: setup
+test: setup qemu-sysroots
 	$(VENV)/bin/pytest -q
+
+# PoCL for arm64 and armhf, unpacked for running cross-built bundles under qemu (tests/test_qemu.py).
+QEMU_SYSROOTS = $(HOME)/.cache/sparsecl/sysroot-aarch64/pocl.icd $(HOME)/.cache/sparsecl/sysroot-armhf/pocl.icd
+qemu-sysroots: $(QEMU_SYSROOTS)
+
+$(HOME)/.cache/sparsecl/sysroot-%/pocl.icd: | setup
+	$(SUDO) $(SPARSECL) qemu-sysroot $* -o $(HOME)/.cache/sparsecl/sysroot-$*
 
 setup: system $(VENV)/.installed
 

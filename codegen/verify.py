@@ -32,23 +32,27 @@ def compare(bundle_logits, reference_logits, labels) -> Comparison:
                       float(np.mean(reference_logits.argmax(1) == labels)))
 
 
-def build(bundle_dir, make_args=(), timeout=600) -> str:
-    """Run make in the bundle; the path of ./infer."""
+def build(bundle_dir, make_args=(), timeout=600, binary="infer") -> str:
+    """Run make in the bundle; the path of the binary built."""
     if not os.path.exists(os.path.join(bundle_dir, "manifest.json")):
         raise SparseclError(f"{bundle_dir} is not a bundle (no manifest.json)")
     try:
-        result = subprocess.run(["make", "-C", bundle_dir, *make_args], capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(["make", "-C", bundle_dir, f"BIN={binary}", *make_args], capture_output=True,
+                                text=True, timeout=timeout)
     except FileNotFoundError:
         raise SparseclError("make is not installed (apt-get install make gcc)") from None
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["?"]
         raise SparseclError(f"building {bundle_dir} failed: {last[0]}")
-    return os.path.join(bundle_dir, "infer")
+    return os.path.join(bundle_dir, binary)
 
 
-def run_infer(binary, raw, extra_args=(), runner=(), env=None, timeout=600) -> np.ndarray:
-    """Logits from ./infer for raw inputs, through .npy files in a temporary folder."""
+FALLBACK = "using the plain C path"
+
+
+def run_infer(binary, raw, extra_args=(), runner=(), env=None, timeout=600, messages=None) -> np.ndarray:
+    """Logits from ./infer for raw inputs, through .npy files in a temporary folder. What the bundle
+    said on stderr is appended to `messages` when given (an OpenCL bundle says when it fell back to C)."""
     with tempfile.TemporaryDirectory(prefix="sparsecl-verify-") as tmp:
         inp, out = os.path.join(tmp, "input.npy"), os.path.join(tmp, "logits.npy")
         np.save(inp, raw)
@@ -56,6 +60,8 @@ def run_infer(binary, raw, extra_args=(), runner=(), env=None, timeout=600) -> n
                                 timeout=timeout, env=env)
         if result.returncode != 0:
             raise SparseclError(f"{binary} failed: {result.stderr.strip() or result.returncode}")
+        if messages is not None:
+            messages.extend(result.stderr.splitlines())
         return np.load(out, allow_pickle=False)
 
 

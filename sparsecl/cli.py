@@ -82,7 +82,7 @@ def cmd_generate(args):
 
 def cmd_verify(args):
     from sparsecl import modelfile
-    from sparsecl.codegen.verify import build, compare, manifest_of, run_infer
+    from sparsecl.codegen.verify import FALLBACK, build, compare, manifest_of, run_infer
     from sparsecl.trainer import datasets
     from sparsecl.trainer.inference import model_logits
     model = modelfile.load(args.model)
@@ -93,11 +93,21 @@ def cmd_verify(args):
     raw, labels = data.x_test, data.y_test
     if args.limit:
         raw, labels = raw[:args.limit], labels[:args.limit]
-    binary = build(args.bundle)
-    bundle = run_infer(binary, raw)
+    messages = []
+    if args.qemu:
+        from sparsecl import qemu
+        prefix, env = qemu.runner(args.qemu)
+        binary = build(args.bundle, [f"CROSS_COMPILE={qemu.CROSS[args.qemu]}"], binary=f"infer-{args.qemu}")
+        bundle = run_infer(binary, raw, runner=prefix, env=env, timeout=3600, messages=messages)
+    else:
+        bundle = run_infer(build(args.bundle), raw, messages=messages)
+    for line in messages:                   # e.g. an OpenCL bundle that found no device and ran plain C
+        print(f"bundle: {line}", file=sys.stderr)
     trainer = model_logits(model, raw, device=args.device)
     result = compare(bundle, trainer, labels)
-    rows = [[f"{manifest['target']} bundle", result.samples, f"{result.bundle_acc:.4f}",
+    backend = "c" if manifest["target"] == "c" or any(FALLBACK in m for m in messages) else "opencl"
+    label = f"{manifest['target']} bundle, {backend}" + (f" ({args.qemu}, qemu)" if args.qemu else "")
+    rows = [[label, result.samples, f"{result.bundle_acc:.4f}",
              f"{result.agreement:.2%}", f"{result.max_abs_diff:.2e}"],
             ["trainer (OpenCL)", result.samples, f"{result.reference_acc:.4f}", "", ""]]
     if manifest.get("precision") == "fp16":
@@ -118,6 +128,12 @@ def cmd_verify(args):
         return 1
     print("verify passed")
     return 0
+
+
+def cmd_qemu_sysroot(args):
+    from sparsecl import qemu
+    path = qemu.build_sysroot(args.arch, args.output or qemu.default_sysroot(args.arch))
+    print(f"wrote {path}; use it with: sparsecl verify MODEL BUNDLE --qemu {args.arch}")
 
 
 def cmd_package(args):
@@ -178,7 +194,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--limit", type=int, help="use only the first N test samples")
     v.add_argument("--tolerance", type=float, default=1e-4, help="max |logit difference| (default: 1e-4)")
     v.add_argument("--device", help="OpenCL device for the trainer's inference")
+    v.add_argument("--qemu", choices=["aarch64", "armhf"],
+                   help="cross-compile and run the bundle under qemu-user, OpenCL included (see qemu-sysroot)")
     v.set_defaults(func=cmd_verify)
+
+    q = sub.add_parser("qemu-sysroot", help="unpack the guest's PoCL for verify --qemu (Debian, root)")
+    q.add_argument("arch", choices=["aarch64", "armhf"])
+    q.add_argument("-o", "--output", help="folder (default: $SPARSECL_QEMU_SYSROOT or ~/.cache/sparsecl/sysroot-ARCH)")
+    q.set_defaults(func=cmd_qemu_sysroot)
 
     k = sub.add_parser("package", help="archive a built bundle (binary, manifest, SHA-256 sums) for a board")
     k.add_argument("bundle", help="bundle folder with a built ./infer")
