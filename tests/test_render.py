@@ -66,3 +66,27 @@ def test_identifiers_and_strings_are_safe(name):
             continue
         assert body[i] != '"'
         i += 1
+
+
+@needs_gcc
+def test_opencl_declarations_match_the_khronos_headers(tmp_path):
+    """runtime_c/sc_cl.h declares OpenCL's ABI itself (bundles need no headers): compiled after <CL/cl.h>, a
+    typedef or constant that differs is an error, and every entry point's type is compared."""
+    import os
+    import re
+    from importlib import resources
+    if not os.path.exists("/usr/include/CL/cl.h"):
+        pytest.skip("no OpenCL headers (make test installs opencl-c-headers)")
+    header = resources.files("sparsecl.runtime_c").joinpath("sc_cl.h").read_text()
+    (tmp_path / "sc_cl.h").write_text(header)
+    names = re.findall(r"X\(\w+, (cl\w+),", header)
+    assert len(names) >= 20
+    checks = "".join(f"_Static_assert(__builtin_types_compatible_p(__typeof__(&{n}), "
+                     f"__typeof__(((sc_cl_api *)0)->{n})), \"{n}\");\n" for n in names)
+    consts = "".join(f'_Static_assert(({v}) == ({k}), "{k}");\n'
+                     for k, v in re.findall(r"^#define (CL_\w+) (.+)$", header, re.M))
+    (tmp_path / "t.c").write_text("#define CL_TARGET_OPENCL_VERSION 120\n#include <CL/cl.h>\n#include \"sc_cl.h\"\n"
+                                  + checks + consts + "int main(void) { return 0; }\n")
+    result = subprocess.run(["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-c", "-o", str(tmp_path / "t.o"),
+                             str(tmp_path / "t.c")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
