@@ -230,8 +230,8 @@ static int info(const runner *r)
     }
 #ifdef SC_WITH_OPENCL
     if (r->cl) {
-        printf("backend opencl on %s (kernel build %.3f s)\n", sc_clnet_device(r->cl),
-               sc_clnet_build_seconds(r->cl));
+        printf("backend opencl on %s (kernels %s in %.3f s)\n", sc_clnet_device(r->cl),
+               sc_clnet_cached(r->cl) ? "loaded from the cache" : "compiled", sc_clnet_build_seconds(r->cl));
         return 0;
     }
 #endif

@@ -18,6 +18,7 @@ typedef cl_bitfield cl_command_queue_properties;
 typedef cl_uint cl_platform_info;
 typedef cl_uint cl_device_info;
 typedef cl_uint cl_program_build_info;
+typedef cl_uint cl_program_info;
 typedef intptr_t cl_context_properties;
 typedef struct _cl_platform_id *cl_platform_id;
 typedef struct _cl_device_id *cl_device_id;
@@ -37,10 +38,14 @@ typedef struct _cl_event *cl_event;
 #define CL_DEVICE_TYPE 0x1000
 #define CL_DEVICE_MAX_WORK_GROUP_SIZE 0x1004
 #define CL_DEVICE_NAME 0x102B
+#define CL_DRIVER_VERSION 0x102D
+#define CL_DEVICE_VERSION 0x102F
 #define CL_MEM_READ_WRITE (1 << 0)
 #define CL_MEM_READ_ONLY (1 << 2)
 #define CL_MEM_COPY_HOST_PTR (1 << 5)
 #define CL_PROGRAM_BUILD_LOG 0x1183
+#define CL_PROGRAM_BINARY_SIZES 0x1165
+#define CL_PROGRAM_BINARIES 0x1166
 
 /* X(return type, name, parameter list) for every entry point the bundle uses. */
 #define SC_CL_FUNCTIONS(X)                                                                              \
@@ -55,6 +60,9 @@ typedef struct _cl_event *cl_event;
                                                cl_int *))                                               \
     X(cl_program, clCreateProgramWithSource, (cl_context, cl_uint, const char **, const size_t *,       \
                                               cl_int *))                                                \
+    X(cl_program, clCreateProgramWithBinary, (cl_context, cl_uint, const cl_device_id *, const size_t *,  \
+                                              const unsigned char **, cl_int *, cl_int *))              \
+    X(cl_int, clGetProgramInfo, (cl_program, cl_program_info, size_t, void *, size_t *))                \
     X(cl_int, clBuildProgram, (cl_program, cl_uint, const cl_device_id *, const char *,                 \
                                void (*)(cl_program, void *), void *))                                   \
     X(cl_int, clGetProgramBuildInfo, (cl_program, cl_device_id, cl_program_build_info, size_t, void *, \

@@ -1,8 +1,10 @@
 #include "sc_clnet.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sc_cl.h"
 #include "sc_time.h"
@@ -28,6 +30,7 @@ struct sc_clnet {
     layer_state *layers;
     char device[128];
     double build_seconds;
+    int cached;              /* the program came from the on-disk cache */
 };
 
 static int check(cl_int status, const char *what, char *err, size_t err_len)
@@ -93,15 +96,109 @@ static cl_mem upload(sc_clnet *net, const void *data, size_t bytes, cl_int *stat
                                   status);
 }
 
+/* Built programs are cached on disk, keyed by a hash of everything that makes the binary: the kernel
+ * source, the build options, the device and its driver. A later start loads the binary and skips the
+ * compiler; any problem with the cache just means compiling again. */
+#define BUILD_OPTIONS "-cl-std=CL1.2"
+
+static uint64_t fnv1a(uint64_t hash, const char *text)
+{
+    for (; *text; ++text)
+        hash = (hash ^ (unsigned char)*text) * 1099511628211ull;
+    return hash;
+}
+
+static int cache_path(sc_clnet *net, cl_device_id device, char *path, size_t len)
+{
+    const char *dir = getenv("SPARSECL_CACHE_DIR"), *home = getenv("HOME");
+    char base[384], info[256];
+    if (dir && *dir) {
+        snprintf(base, sizeof base, "%s", dir);
+    } else if (home && *home) {
+        snprintf(base, sizeof base, "%s/.cache", home);
+        mkdir(base, 0700);
+        snprintf(base, sizeof base, "%s/.cache/sparsecl", home);
+    } else {
+        return -1;
+    }
+    mkdir(base, 0700);           /* may exist already; a failure shows when the file is written */
+    uint64_t hash = fnv1a(fnv1a(14695981039346656037ull, net->model->kernel_source), BUILD_OPTIONS);
+    const cl_uint keys[] = {CL_DEVICE_NAME, CL_DEVICE_VERSION, CL_DRIVER_VERSION};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; ++i) {
+        info[0] = '\0';
+        net->cl.clGetDeviceInfo(device, keys[i], sizeof info - 1, info, NULL);
+        info[sizeof info - 1] = '\0';
+        hash = fnv1a(hash, info);
+    }
+    snprintf(path, len, "%s/sparsecl-kernels-%016llx.bin", base, (unsigned long long)hash);
+    return 0;
+}
+
+static int load_cached(sc_clnet *net, cl_device_id device, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    unsigned char *binary = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > 0 && size < (64L << 20) && fseek(f, 0, SEEK_SET) == 0)
+        binary = malloc((size_t)size);
+    const int ok = binary && fread(binary, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    cl_int status = !ok, binary_status = CL_SUCCESS;
+    if (ok) {
+        const size_t length = (size_t)size;
+        const unsigned char *data = binary;
+        net->program = net->cl.clCreateProgramWithBinary(net->context, 1, &device, &length, &data, &binary_status,
+                                                         &status);
+        if (status == CL_SUCCESS && binary_status == CL_SUCCESS)
+            status = net->cl.clBuildProgram(net->program, 1, &device, BUILD_OPTIONS, NULL, NULL);
+        if (status != CL_SUCCESS && net->program) {
+            net->cl.clReleaseProgram(net->program);
+            net->program = NULL;
+        }
+    }
+    free(binary);
+    return ok && status == CL_SUCCESS && binary_status == CL_SUCCESS ? 0 : -1;
+}
+
+static void store_cached(sc_clnet *net, const char *path)
+{
+    size_t size = 0;
+    if (net->cl.clGetProgramInfo(net->program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS ||
+        size == 0)
+        return;
+    unsigned char *binary = malloc(size);
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = NULL;
+    if (binary && net->cl.clGetProgramInfo(net->program, CL_PROGRAM_BINARIES, sizeof binary, &binary, NULL) == CL_SUCCESS &&
+        (f = fopen(tmp, "wb")) != NULL) {
+        const int ok = fwrite(binary, 1, size, f) == size;
+        if (fclose(f) == 0 && ok)
+            rename(tmp, path);       /* atomic: a reader sees the old file or the whole new one */
+        else
+            remove(tmp);
+    }
+    free(binary);
+}
+
 static int build(sc_clnet *net, cl_device_id device, char *err, size_t err_len)
 {
     const double t0 = sc_now();
+    char path[512];
+    const int cacheable = cache_path(net, device, path, sizeof path) == 0 && !getenv("SPARSECL_NO_CACHE");
+    if (cacheable && load_cached(net, device, path) == 0) {
+        net->cached = 1;
+        net->build_seconds = sc_now() - t0;
+        return 0;
+    }
     cl_int status;
     const char *source = net->model->kernel_source;
     net->program = net->cl.clCreateProgramWithSource(net->context, 1, &source, NULL, &status);
     if (check(status, "clCreateProgramWithSource", err, err_len))
         return -1;
-    status = net->cl.clBuildProgram(net->program, 1, &device, "-cl-std=CL1.2", NULL, NULL);
+    status = net->cl.clBuildProgram(net->program, 1, &device, BUILD_OPTIONS, NULL, NULL);
     if (status != CL_SUCCESS) {
         char log[512] = "";
         net->cl.clGetProgramBuildInfo(net->program, device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
@@ -112,6 +209,8 @@ static int build(sc_clnet *net, cl_device_id device, char *err, size_t err_len)
         snprintf(err, err_len, "kernel build failed (%d): %.300s", (int)status, log);
         return -1;
     }
+    if (cacheable)
+        store_cached(net, path);
     net->build_seconds = sc_now() - t0;
     return 0;
 }
@@ -232,6 +331,8 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
 const char *sc_clnet_device(const sc_clnet *net) { return net->device; }
 
 double sc_clnet_build_seconds(const sc_clnet *net) { return net->build_seconds; }
+
+int sc_clnet_cached(const sc_clnet *net) { return net->cached; }
 
 void sc_clnet_destroy(sc_clnet *net)
 {

@@ -17,6 +17,7 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
 
 const char *sc_clnet_device(const sc_clnet *net);
 double sc_clnet_build_seconds(const sc_clnet *net);
+int sc_clnet_cached(const sc_clnet *net);   /* 1 when the kernels came from the on-disk binary cache */
 void sc_clnet_destroy(sc_clnet *net);
 
 #endif

@@ -264,3 +264,19 @@ def test_every_generated_kernel_passes_the_lint(small_model, small_cnn_model):
     for m in (small_model, small_cnn_model):
         for precision in ("fp32", "fp16"):
             lint(kernel_source(plan(m, "mali", precision=precision)))
+
+
+@pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL platform (CI installs PoCL)")
+def test_kernel_binaries_are_cached_and_a_damaged_cache_is_rebuilt(small_cnn_model, tmp_path):
+    import os
+    write_bundle(plan(small_cnn_model, "mali"), tmp_path / "b")
+    assert run(["make", "-C", str(tmp_path / "b"), *STRICT]).returncode == 0
+    env = dict(os.environ, SPARSECL_CACHE_DIR=str(tmp_path / "cache"))
+    infer_env = lambda *a: run([str(tmp_path / "b" / "infer"), *a], env=env)  # noqa: E731
+    assert "kernels compiled" in infer_env("--info").stdout
+    assert "loaded from the cache" in infer_env("--info").stdout
+    assert infer_env("--selftest").returncode == 0
+    (cached,) = (tmp_path / "cache").iterdir()
+    cached.write_bytes(b"garbage")
+    assert "kernels compiled" in infer_env("--info").stdout
+    assert "loaded from the cache" in infer_env("--info").stdout
