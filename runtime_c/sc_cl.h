@@ -19,6 +19,7 @@ typedef cl_uint cl_platform_info;
 typedef cl_uint cl_device_info;
 typedef cl_uint cl_program_build_info;
 typedef cl_uint cl_program_info;
+typedef cl_uint cl_kernel_work_group_info;
 typedef intptr_t cl_context_properties;
 typedef struct _cl_platform_id *cl_platform_id;
 typedef struct _cl_device_id *cl_device_id;
@@ -44,6 +45,7 @@ typedef struct _cl_event *cl_event;
 #define CL_MEM_READ_ONLY (1 << 2)
 #define CL_MEM_COPY_HOST_PTR (1 << 5)
 #define CL_PROGRAM_BUILD_LOG 0x1183
+#define CL_KERNEL_WORK_GROUP_SIZE 0x11B0
 #define CL_PROGRAM_BINARY_SIZES 0x1165
 #define CL_PROGRAM_BINARIES 0x1166
 
@@ -68,6 +70,8 @@ typedef struct _cl_event *cl_event;
     X(cl_int, clGetProgramBuildInfo, (cl_program, cl_device_id, cl_program_build_info, size_t, void *, \
                                       size_t *))                                                        \
     X(cl_kernel, clCreateKernel, (cl_program, const char *, cl_int *))                                  \
+    X(cl_int, clGetKernelWorkGroupInfo, (cl_kernel, cl_device_id, cl_kernel_work_group_info, size_t,      \
+                                         void *, size_t *))                                              \
     X(cl_mem, clCreateBuffer, (cl_context, cl_mem_flags, size_t, void *, cl_int *))                     \
     X(cl_int, clSetKernelArg, (cl_kernel, cl_uint, size_t, const void *))                               \
     X(cl_int, clEnqueueNDRangeKernel, (cl_command_queue, cl_kernel, cl_uint, const size_t *,            \

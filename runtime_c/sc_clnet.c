@@ -12,8 +12,11 @@
 #define MAX_PLATFORMS 16
 #define MAX_DEVICES 16
 
+#define PREFERRED_GROUP 64   /* work-items per group along the first dimension, when the device allows it */
+
 typedef struct {
     cl_kernel kernel;
+    size_t group;            /* local size along the first dimension, within the device's limits */
     cl_mem rowptr, cols, vals, bias;
 } layer_state;
 
@@ -25,6 +28,7 @@ struct sc_clnet {
     cl_command_queue queue;
     cl_program program;
     cl_kernel preprocess;
+    size_t preprocess_group;
     cl_mem raw, act[2];
     float *logits_t;         /* feature-major logits, read back before transposing */
     layer_state *layers;
@@ -89,6 +93,21 @@ static int pick_device(sc_clnet *net, cl_device_id *chosen, char *err, size_t er
     net->device[sizeof net->device - 1] = '\0';
     return 0;
 }
+
+/* The largest power of two up to PREFERRED_GROUP that the kernel on this device accepts (Mali GPUs
+ * report 256 or 384 as their maximum; a kernel's own limit can be lower). */
+static size_t group_size(sc_clnet *net, cl_kernel kernel, cl_device_id device)
+{
+    size_t device_max = 1, kernel_max = 1, group = PREFERRED_GROUP;
+    net->cl.clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof device_max, &device_max, NULL);
+    net->cl.clGetKernelWorkGroupInfo(kernel, device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_max, &kernel_max, NULL);
+    while (group > 1 && (group > device_max || group > kernel_max))
+        group /= 2;
+    return group;
+}
+
+/* Global sizes are rounded up to whole groups; every kernel ignores the work-items past its range. */
+static size_t round_up(size_t n, size_t group) { return (n + group - 1) / group * group; }
 
 static cl_mem upload(sc_clnet *net, const void *data, size_t bytes, cl_int *status)
 {
@@ -239,6 +258,7 @@ sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t er
     net->preprocess = net->cl.clCreateKernel(net->program, "preprocess", &status);
     if (check(status, "clCreateKernel(preprocess)", err, err_len))
         goto fail;
+    net->preprocess_group = group_size(net, net->preprocess, device);
     const size_t act_bytes = (size_t)max_batch * (size_t)m->max_width * sizeof(float);
     net->raw = net->cl.clCreateBuffer(net->context, CL_MEM_READ_ONLY,
                                       (size_t)max_batch * (size_t)m->input_size * sizeof(float), NULL, &status);
@@ -257,6 +277,7 @@ sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t er
         s->kernel = net->cl.clCreateKernel(net->program, name, &status);
         if (check(status, "clCreateKernel", err, err_len))
             goto fail;
+        s->group = group_size(net, s->kernel, device);
         if (layer->kind == SC_LAYER_MAXPOOL)
             continue;
         const size_t stored = layer->nnz > 0 ? (size_t)layer->nnz : 1;  /* buffers are never empty */
@@ -293,9 +314,10 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
     /* Activations are feature-major on the device: preprocess transposes, and so does the read-back. */
     status = ARG(net->preprocess, 0, net->raw) | ARG(net->preprocess, 1, net->act[0]) |
              ARG(net->preprocess, 2, n);
-    const size_t pre_global[2] = {(size_t)m->input_size, (size_t)n};
+    const size_t pre_global[2] = {round_up((size_t)m->input_size, net->preprocess_group), (size_t)n};
+    const size_t pre_local[2] = {net->preprocess_group, 1};
     if (!status)
-        status = net->cl.clEnqueueNDRangeKernel(net->queue, net->preprocess, 2, NULL, pre_global, NULL, 0,
+        status = net->cl.clEnqueueNDRangeKernel(net->queue, net->preprocess, 2, NULL, pre_global, pre_local, 0,
                                                 NULL, NULL);
     if (check(status, "preprocess", err, err_len))
         return -1;
@@ -311,9 +333,10 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
                      ARG(s->kernel, 3, s->vals) | ARG(s->kernel, 4, s->bias) | ARG(s->kernel, 5, out) |
                      ARG(s->kernel, 6, n);
         const size_t blocks = (size_t)((n + m->vector_width - 1) / m->vector_width);
-        const size_t global[2] = {(size_t)layer->n_out, blocks};
+        const size_t global[2] = {round_up((size_t)layer->n_out, s->group), blocks};
+        const size_t local[2] = {s->group, 1};
         if (!status)
-            status = net->cl.clEnqueueNDRangeKernel(net->queue, s->kernel, 2, NULL, global, NULL, 0, NULL, NULL);
+            status = net->cl.clEnqueueNDRangeKernel(net->queue, s->kernel, 2, NULL, global, local, 0, NULL, NULL);
         if (check(status, layer->name, err, err_len))
             return -1;
     }
