@@ -41,7 +41,6 @@ def programs(cl_env):
 @pytest.fixture(scope="session")
 def small_model():
     """A small trained-looking model (random sparse weights) on the digits input shape, no training needed."""
-    import scipy.sparse as sp
 
     from sparsecl.modelfile import Layer, Model, to_csr
     rng = np.random.default_rng(7)

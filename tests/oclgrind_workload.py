@@ -2,7 +2,6 @@
 dense and CSR form (convolution with same and valid padding, pooling, dense with a mask), as an epoch
 and an evaluation use them."""
 import numpy as np
-import scipy.sparse as sp
 from sparsecl.geometry import Conv2d, Dense, MaxPool2d
 from sparsecl.trainer.device import create_context
 from sparsecl.trainer.epochs import EpochRunner

@@ -1,7 +1,6 @@
 """Data set loaders against the published fingerprints, and their rejections of damaged files."""
 
 import gzip
-import io
 import os
 import pickle
 import struct
