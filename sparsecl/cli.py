@@ -80,6 +80,18 @@ def cmd_generate(args):
     print(f"\nwrote {args.output} (target {args.target}); build it with: make -C {args.output}")
 
 
+def _onnx_comparison(model, raw, trainer, labels):
+    """The exported ONNX model in onnxruntime against the trainer, when onnx and onnxruntime are installed."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    from sparsecl.codegen.onnx_export import build, run
+    from sparsecl.codegen.verify import compare
+    return compare(run(build(model), raw), trainer, labels)
+
+
 def cmd_verify(args):
     from sparsecl import modelfile
     from sparsecl.codegen.verify import FALLBACK, build, compare, manifest_of, run_infer
@@ -118,16 +130,30 @@ def cmd_verify(args):
         rows[0][3:] = [f"{quantised.agreement:.2%}", f"{quantised.max_abs_diff:.2e}"]
         rows.append(["trainer, fp16 weights", result.samples, f"{result.reference_acc:.4f}",
                      f"{result.agreement:.2%}", f"{result.max_abs_diff:.2e}"])
+    onnx_result = _onnx_comparison(model, raw, trainer, labels)
+    if onnx_result:
+        rows.append(["onnxruntime (exported)", onnx_result.samples, f"{onnx_result.bundle_acc:.4f}",
+                     f"{onnx_result.agreement:.2%}", f"{onnx_result.max_abs_diff:.2e}"])
     print(_table(rows, ["model", "samples", "top-1 acc", "agreement", "max |diff|"]))
     t = manifest["totals"]
     print(f"weights: {t['nnz']} of {t['params']} nonzero ({t['density']:.2%}), {t['weight_bytes']} bytes "
           f"with indices")
-    if not result.ok(args.tolerance):
-        print(f"verify FAILED: agreement {result.agreement:.2%}, max |diff| {result.max_abs_diff:.3g} "
-              f"(tolerance {args.tolerance:g})", file=sys.stderr)
-        return 1
+    for name, r in (("bundle", result), ("onnxruntime", onnx_result)):
+        if r and not r.ok(args.tolerance):
+            print(f"verify FAILED: {name} agreement {r.agreement:.2%}, max |diff| {r.max_abs_diff:.3g} "
+                  f"(tolerance {args.tolerance:g})", file=sys.stderr)
+            return 1
     print("verify passed")
     return 0
+
+
+def cmd_export_onnx(args):
+    from sparsecl import modelfile
+    from sparsecl.codegen.onnx_export import export
+    model = modelfile.load(args.model)
+    export(model, args.output)
+    print(f"wrote {args.output}: input 'raw' float32 (N, {', '.join(map(str, model.input_shape))}) as in the "
+          f"data set, output 'logits' (N, {model.classes})")
 
 
 def cmd_qemu_sysroot(args):
@@ -197,6 +223,11 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--qemu", choices=["aarch64", "armhf"],
                    help="cross-compile and run the bundle under qemu-user, OpenCL included (see qemu-sysroot)")
     v.set_defaults(func=cmd_verify)
+
+    o = sub.add_parser("export-onnx", help="write the model, preprocessing included, as ONNX")
+    o.add_argument("model", help="model file")
+    o.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    o.set_defaults(func=cmd_export_onnx)
 
     q = sub.add_parser("qemu-sysroot", help="unpack the guest's PoCL for verify --qemu (Debian, root)")
     q.add_argument("arch", choices=["aarch64", "armhf"])
