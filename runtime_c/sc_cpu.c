@@ -24,18 +24,40 @@ static inline float val_at(const sc_layer *l, int32_t e)
 
 /* Each layer does the same arithmetic, in the same order, as its forward kernel in templates/kernels/. */
 
+/* One loop per storage of the indices and values, chosen once per layer rather than per weight. */
+#define CSR_FORWARD(NAME, COL_T, LOAD_VAL)                                                \
+    static void NAME(const sc_layer *l, const float *x, float *y, int n)                \
+    {                                                                                   \
+        const COL_T *cols = (const COL_T *)l->cols;                                     \
+        for (int b = 0; b < n; ++b) {                                                   \
+            const float *xb = x + (long)b * l->n_in;                                    \
+            float *yb = y + (long)b * l->n_out;                                         \
+            for (int i = 0; i < l->n_out; ++i) {                                        \
+                float acc = l->bias[i];                                                 \
+                for (int32_t e = l->rowptr[i]; e < l->rowptr[i + 1]; ++e)               \
+                    acc += LOAD_VAL(l, e) * xb[cols[e]];                                \
+                yb[i] = (l->relu && acc < 0.0f) ? 0.0f : acc;                           \
+            }                                                                           \
+        }                                                                               \
+    }
+#define FLOAT_VAL(l, e) (((const float *)(l)->vals)[e])
+#define HALF_VAL(l, e) sc_half_to_float(((const uint16_t *)(l)->vals)[e])
+CSR_FORWARD(csr_u8_f32, uint8_t, FLOAT_VAL)
+CSR_FORWARD(csr_u16_f32, uint16_t, FLOAT_VAL)
+CSR_FORWARD(csr_i32_f32, int32_t, FLOAT_VAL)
+CSR_FORWARD(csr_u8_f16, uint8_t, HALF_VAL)
+CSR_FORWARD(csr_u16_f16, uint16_t, HALF_VAL)
+CSR_FORWARD(csr_i32_f16, int32_t, HALF_VAL)
+
 static void csr_forward(const sc_layer *l, const float *x, float *y, int n)
 {
-    for (int b = 0; b < n; ++b) {
-        const float *xb = x + (long)b * l->n_in;
-        float *yb = y + (long)b * l->n_out;
-        for (int i = 0; i < l->n_out; ++i) {
-            float acc = l->bias[i];
-            for (int32_t e = l->rowptr[i]; e < l->rowptr[i + 1]; ++e)
-                acc += val_at(l, e) * xb[col_at(l, e)];
-            yb[i] = (l->relu && acc < 0.0f) ? 0.0f : acc;
-        }
-    }
+    const int half = l->val_bytes == 2;
+    if (l->col_bytes == 1)
+        (half ? csr_u8_f16 : csr_u8_f32)(l, x, y, n);
+    else if (l->col_bytes == 2)
+        (half ? csr_u16_f16 : csr_u16_f32)(l, x, y, n);
+    else
+        (half ? csr_i32_f16 : csr_i32_f32)(l, x, y, n);
 }
 
 static void conv_forward(const sc_layer *l, const float *x, float *y, int n)

@@ -1,6 +1,7 @@
 """The `sparsecl` command line."""
 
 import argparse
+import json
 import os
 import sys
 
@@ -147,6 +148,19 @@ def cmd_verify(args):
     return 0
 
 
+def cmd_bench(args):
+    from sparsecl import bench, modelfile
+    model = modelfile.load(args.model)
+    rows = bench.run(model, bench.bundles_for(model, args.bundle), runs=args.runs)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    table = [[r["impl"], r["threads"], r["batch"], f"{r['median_s'] * 1e6:.1f}", f"{r['p90_s'] * 1e6:.1f}",
+              f"{r['ratio']:.2f}x" if r["ratio"] else "", f"{r['build_s']:.3f}" if "build_s" in r else ""]
+             for r in rows]
+    print(_table(table, ["implementation", "threads", "batch", "median us", "p90 us", "vs ORT dense", "build s"]))
+
+
 def cmd_export_onnx(args):
     from sparsecl import modelfile
     from sparsecl.codegen.onnx_export import export
@@ -223,6 +237,13 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--qemu", choices=["aarch64", "armhf"],
                    help="cross-compile and run the bundle under qemu-user, OpenCL included (see qemu-sysroot)")
     v.set_defaults(func=cmd_verify)
+
+    b = sub.add_parser("bench", help="latency of the bundles, onnxruntime dense and scipy CSR, side by side")
+    b.add_argument("model", help="model file")
+    b.add_argument("--bundle", help="time this bundle only (default: fresh c and opencl bundles)")
+    b.add_argument("--runs", type=int, help="timed runs per row (default: 300 at batch 1, 30 at batch 256)")
+    b.add_argument("--json", action="store_true", help="print one JSON list")
+    b.set_defaults(func=cmd_bench)
 
     o = sub.add_parser("export-onnx", help="write the model, preprocessing included, as ONNX")
     o.add_argument("model", help="model file")

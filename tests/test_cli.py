@@ -135,3 +135,17 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_ends_with_the_same_weights(tmp_pat
     full, cut = modelfile.load(tmp_path / "full.npz"), modelfile.load(tmp_path / "cut.npz")
     for a, b in zip(full.layers, cut.layers):
         assert np.array_equal(a.weights.toarray(), b.weights.toarray()) and np.array_equal(a.bias, b.bias)
+
+
+@needs_opencl
+@needs_gcc
+def test_bench_reports_every_implementation_side_by_side(tmp_path, small_model):
+    modelfile.save(small_model, tmp_path / "m.npz")
+    result = cli("bench", tmp_path / "m.npz", "--runs", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    impls = {r["impl"] for r in rows}
+    assert {"c bundle (c)", "opencl bundle (opencl)", "scipy CSR"} <= impls
+    assert {r["batch"] for r in rows} == {1, 256} and len({r["threads"] for r in rows}) == 2
+    for r in rows:
+        assert 0 < r["median_s"] <= r["p90_s"]
