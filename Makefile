@@ -9,7 +9,7 @@ OUT ?= out
 APT_PACKAGES = pocl-opencl-icd ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-c-headers clinfo \
                gcc libc6-dev make python3-venv dataset-fashion-mnist \
                gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user \
-               oclgrind cmake
+               oclgrind cmake valgrind
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml $(wildcard sparsecl/*.py trainer/*.py codegen/*.py templates/*/*.j2 runtime_c/*)
 SPARSECL = $(VENV)/bin/sparsecl
