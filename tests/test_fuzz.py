@@ -1,0 +1,42 @@
+"""A bounded libFuzzer run on the bundle's .npy reader, seeded with valid and broken files. A longer run:
+see docs/robustness.md."""
+
+import os
+import shutil
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from conftest import run
+from test_bundle import bad_inputs
+
+CLANG = shutil.which("clang-15") or shutil.which("clang")
+FUZZ_SECONDS = int(os.environ.get("SPARSECL_FUZZ_SECONDS", "30"))
+
+
+@pytest.mark.skipif(CLANG is None, reason="no clang (PoCL's clang-15 provides it)")
+def test_npy_reader_survives_fuzzing(tmp_path):
+    runtime = resources.files("sparsecl.runtime_c")
+    for name in ("sc_npy.c", "sc_npy.h"):
+        (tmp_path / name).write_text(runtime.joinpath(name).read_text())
+    harness = os.path.join(os.path.dirname(__file__), "fuzz", "fuzz_npy.c")
+    result = run([CLANG, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
+                  "-I", str(tmp_path), harness, str(tmp_path / "sc_npy.c"), "-o", str(tmp_path / "fuzz")])
+    if result.returncode != 0 and "fuzzer" in result.stderr:
+        pytest.skip("this clang has no libFuzzer runtime")
+    assert result.returncode == 0, result.stderr
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for path in bad_inputs(tmp_path).values():
+        if path.exists():
+            shutil.copy(path, corpus / path.name)
+    for shape, dtype in (((3, 64), np.float32), ((2, 8, 8), np.uint8), ((1, 784), np.float32), ((64,), np.float32)):
+        np.save(corpus / f"good-{len(shape)}-{np.dtype(dtype).name}.npy", np.ones(shape, dtype))
+    result = run([str(tmp_path / "fuzz"), str(corpus), f"-max_total_time={FUZZ_SECONDS}", "-max_len=4096",
+                  f"-artifact_prefix={tmp_path}/"], cwd=tmp_path)
+    crashes = [p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "leak-", "timeout-", "oom-"))]
+    assert result.returncode == 0 and not crashes, (crashes, result.stderr[-3000:])
+    executed = [line for line in result.stderr.splitlines() if "Done" in line and "runs" in line]
+    assert executed, result.stderr[-2000:]
+    print(executed[-1])
