@@ -3,6 +3,7 @@ see docs/robustness.md."""
 
 import os
 import shutil
+import subprocess
 from importlib import resources
 
 import numpy as np
@@ -35,6 +36,38 @@ def test_npy_reader_survives_fuzzing(tmp_path):
         np.save(corpus / f"good-{len(shape)}-{np.dtype(dtype).name}.npy", np.ones(shape, dtype))
     result = run([str(tmp_path / "fuzz"), str(corpus), f"-max_total_time={FUZZ_SECONDS}", "-max_len=4096",
                   f"-artifact_prefix={tmp_path}/"], cwd=tmp_path)
+    crashes = [p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "leak-", "timeout-", "oom-"))]
+    assert result.returncode == 0 and not crashes, (crashes, result.stderr[-3000:])
+    executed = [line for line in result.stderr.splitlines() if "Done" in line and "runs" in line]
+    assert executed, result.stderr[-2000:]
+    print(executed[-1])
+
+
+@pytest.mark.skipif(CLANG is None, reason="no clang (PoCL's clang-15 provides it)")
+def test_command_line_survives_fuzzing(small_model, tmp_path):
+    from sparsecl.codegen.generate import write_bundle
+    from sparsecl.codegen.plan import plan
+    bundle = tmp_path / "b"
+    write_bundle(plan(small_model, "c"), bundle)
+    sources = [str(bundle / n) for n in ("main.c", "model.c", "sc_cpu.c", "sc_npy.c")]
+    harness = os.path.join(os.path.dirname(__file__), "fuzz", "fuzz_args.c")
+    result = run([CLANG, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
+                  "-D_POSIX_C_SOURCE=200809L", "-Dmain=sc_main", "-I", str(bundle), harness, *sources, "-lm",
+                  "-o", str(tmp_path / "fuzz")])
+    if result.returncode != 0 and "fuzzer" in result.stderr:
+        pytest.skip("this clang has no libFuzzer runtime")
+    assert result.returncode == 0, result.stderr
+    work, corpus = tmp_path / "work", tmp_path / "corpus"
+    work.mkdir()
+    corpus.mkdir()
+    np.save(work / "in.npy", np.ones((2, 64), np.float32))
+    seeds = [b"--selftest", b"--info\0--cpu", b"--bench\0" + b"5\0--batch\0" + b"3", b"in.npy\0out.npy",
+             b"in.npy\0out.npy\0--cpu", b"--nope", b"in.npy"]
+    for i, seed in enumerate(seeds):
+        (corpus / f"seed{i}").write_bytes(seed)
+    result = subprocess.run([str(tmp_path / "fuzz"), str(corpus), f"-max_total_time={max(10, FUZZ_SECONDS // 2)}",
+                             "-timeout=20", f"-artifact_prefix={tmp_path}/"], cwd=work, capture_output=True,
+                            text=True, errors="replace", timeout=600)     # messages quote random bytes
     crashes = [p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "leak-", "timeout-", "oom-"))]
     assert result.returncode == 0 and not crashes, (crashes, result.stderr[-3000:])
     executed = [line for line in result.stderr.splitlines() if "Done" in line and "runs" in line]

@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -125,3 +126,31 @@ def test_malformed_files_are_rejected_with_one_line(small_model, tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(SparseclError, match="cannot read"):
         modelfile.load(tmp_path / "nope.npz")
+
+
+def test_generate_and_verify_reject_every_malformed_file_and_write_nothing(small_model, tmp_path, capsys, monkeypatch):
+    from sparsecl.cli import main
+    cases = _corruptions(_arrays(small_model, tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "manifest.json").write_text('{"name": "small"}')
+    for index, (desc, fragment, content) in enumerate(cases):
+        path = _write(tmp_path, f"bad{index}-{'pickle' if desc == 'pickle payload' else 'x'}.npz", content)
+        before = sorted(os.listdir(tmp_path))
+        for argv in (["generate", str(path), "-o", "out"], ["verify", str(path), "bundle"]):
+            assert main(argv) == 1, (desc, argv)
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and fragment.lower() in err.lower(), (desc, err)
+        assert sorted(os.listdir(tmp_path)) == before, desc
+
+
+def test_unwritable_destinations_give_a_clear_error(small_model, tmp_path):
+    from sparsecl import SparseclError
+    from sparsecl.codegen.generate import write_bundle
+    from sparsecl.codegen.plan import plan
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SparseclError, match="cannot write"):
+        modelfile.save(small_model, tmp_path / "file" / "m.npz")
+    with pytest.raises(SparseclError, match="cannot create|cannot write|not a folder"):
+        write_bundle(plan(small_model, "c"), tmp_path / "file" / "bundle")
+    assert sorted(os.listdir(tmp_path)) == ["file"]
