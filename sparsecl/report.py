@@ -27,6 +27,12 @@ def _plt():
         raise SparseclError("reports need matplotlib: pip install 'sparsecl[report]'") from None
 
 
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    _plt().close(fig)
+
+
 def training_plot(model, path):
     plt = _plt()
     log = model.training.get("log", [])
@@ -52,9 +58,7 @@ def training_plot(model, path):
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{model.name}: training")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def sparsity_plot(model, path):
@@ -77,9 +81,7 @@ def sparsity_plot(model, path):
         ax.set_xlabel("input" if layer.kind == "dense" else "(channel, ky, kx)")
         ax.set_ylabel(f"output {unit}")
     fig.suptitle(f"{model.name}: nonzero weights")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def byte_sizes(model, manifest=None, binary=None) -> dict:
@@ -119,9 +121,7 @@ def bytes_plot(sizes, name, path):
     ax.invert_yaxis()
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"{name}: bytes of weights")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def pareto_plot(results_csv, path):
@@ -139,9 +139,7 @@ def pareto_plot(results_csv, path):
     ax.set_ylabel("test error (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write(model, out_dir, bundle_dir=None, results_csv=None) -> str:
