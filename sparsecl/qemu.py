@@ -63,8 +63,8 @@ def build_sysroot(arch: str, sysroot: str) -> str:
     deps = _run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
                  "--no-breaks", "--no-replaces", "--no-enhances", f"pocl-opencl-icd:{debian}"])
     names = sorted({line for line in deps.splitlines() if line and line[0].isalnum()})
-    wanted = [n for n in names if n.endswith(f":{debian}") or ":" not in n and n in
-              ("libpocl2-common", "libtirpc-common", "gcc-12-base")] + [f"ocl-icd-libopencl1:{debian}"]
+    common = ("libpocl2-common", "libtirpc-common", "gcc-12-base")    # architecture-independent parts
+    wanted = [n for n in names if n.endswith(f":{debian}") or n in common] + [f"ocl-icd-libopencl1:{debian}"]
     sysroot = os.path.abspath(sysroot)
     staging = sysroot + ".partial"
     shutil.rmtree(staging, ignore_errors=True)

@@ -103,8 +103,11 @@ class Network:
         """Nonzero weights of every layer (0 for pooling), one small reduction each on the device."""
         counts = []
         for layer in self.layers:
-            n = layer.nnz if layer.form == "csr" else getattr(layer, "values", None) is not None and layer.values.size
-            counts.append(int(self._count_nonzero(layer.values.ravel()[:n]).get()) if n else 0)
+            if layer.form == "pool" or (layer.form == "csr" and not layer.nnz):
+                counts.append(0)
+                continue
+            values = layer.values.ravel()[:layer.nnz] if layer.form == "csr" else layer.values.ravel()
+            counts.append(int(self._count_nonzero(values).get()))
         return counts
 
     def nonzeros(self):
