@@ -239,6 +239,15 @@ static int info(const runner *r)
     return 0;
 }
 
+/* Upper bounds for --bench and --batch; the fuzzing harness builds with small ones so that every input
+ * finishes quickly, while the parsing it checks stays the same. */
+#ifndef SC_MAX_RUNS
+#define SC_MAX_RUNS 1000000
+#endif
+#ifndef SC_MAX_BATCH
+#define SC_MAX_BATCH 65536
+#endif
+
 static int parse_count(const char *text, int low, int high, int *out)
 {
     char *end;
@@ -263,10 +272,10 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--info") == 0)
             do_info = 1;
         else if (strcmp(a, "--bench") == 0 && i + 1 < argc) {
-            if (parse_count(argv[++i], 1, 1000000, &runs) != 0)
+            if (parse_count(argv[++i], 1, SC_MAX_RUNS, &runs) != 0)
                 return usage();
         } else if (strcmp(a, "--batch") == 0 && i + 1 < argc) {
-            if (parse_count(argv[++i], 1, 65536, &batch) != 0)
+            if (parse_count(argv[++i], 1, SC_MAX_BATCH, &batch) != 0)
                 return usage();
         } else if (a[0] == '-' && a[1] != '\0')
             return usage();

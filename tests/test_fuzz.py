@@ -52,8 +52,8 @@ def test_command_line_survives_fuzzing(small_model, tmp_path):
     sources = [str(bundle / n) for n in ("main.c", "model.c", "sc_cpu.c", "sc_npy.c")]
     harness = os.path.join(os.path.dirname(__file__), "fuzz", "fuzz_args.c")
     result = run([CLANG, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
-                  "-D_POSIX_C_SOURCE=200809L", "-Dmain=sc_main", "-I", str(bundle), harness, *sources, "-lm",
-                  "-o", str(tmp_path / "fuzz")])
+                  "-D_POSIX_C_SOURCE=200809L", "-Dmain=sc_main", "-DSC_MAX_RUNS=20", "-DSC_MAX_BATCH=64",
+                  "-I", str(bundle), harness, *sources, "-lm", "-o", str(tmp_path / "fuzz")])
     if result.returncode != 0 and "fuzzer" in result.stderr:
         pytest.skip("this clang has no libFuzzer runtime")
     assert result.returncode == 0, result.stderr
@@ -61,8 +61,9 @@ def test_command_line_survives_fuzzing(small_model, tmp_path):
     work.mkdir()
     corpus.mkdir()
     np.save(work / "in.npy", np.ones((2, 64), np.float32))
-    seeds = [b"--selftest", b"--info\0--cpu", b"--bench\0" + b"5\0--batch\0" + b"3", b"in.npy\0out.npy",
-             b"in.npy\0out.npy\0--cpu", b"--nope", b"in.npy"]
+    seeds = [b"--selftest", b"--info\0--cpu", b"--bench\0" + b"5\0--batch\0" + b"3",
+             b"--bench\0" + b"164\0--batch\0" + b"65536", b"in.npy\0out.npy", b"in.npy\0out.npy\0--cpu",
+             b"--nope", b"in.npy"]
     for i, seed in enumerate(seeds):
         (corpus / f"seed{i}").write_bytes(seed)
     result = subprocess.run([str(tmp_path / "fuzz"), str(corpus), f"-max_total_time={max(10, FUZZ_SECONDS // 2)}",
