@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import fields
 
 import numpy as np
 
@@ -33,9 +34,7 @@ def cmd_devices(args):
 def cmd_train(args):
     from sparsecl import modelfile
     from sparsecl.trainer.train import Interrupted, TrainConfig, train
-    config = TrainConfig(dataset=args.dataset, arch=args.arch, lam=args.lam, epochs=args.epochs,
-                         debias_epochs=args.debias_epochs, batch_size=args.batch_size, lr=args.lr,
-                         momentum=args.momentum, augment=args.augment, csr_below=args.csr_below, seed=args.seed,
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "name"},
                          name=args.name or "")
     ckpt = args.resume or checkpoint_path(args.output)
     try:
@@ -190,22 +189,15 @@ def cmd_package(args):
           f"cd {name[:-len('.tar.gz')]} && sha256sum -c SHA256SUMS && ./infer --selftest")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sparsecl", description=__doc__)
-    p.add_argument("--version", action="version", version=f"sparsecl {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    d = sub.add_parser("devices", help="list OpenCL platforms and devices, and the one used")
-    d.add_argument("--device", help="device to mark as used (P:D or a name substring)")
-    d.set_defaults(func=cmd_devices)
-
-    t = sub.add_parser("train", help="train a sparse network from scratch")
-    from sparsecl.trainer.train import TrainConfig
+def _training_options(t):
+    """The TrainConfig options, shared by train and sweep."""
+    from sparsecl.trainer.train import L1_SOLVERS, TrainConfig
     c = TrainConfig()
     t.add_argument("--dataset", default=c.dataset, help=f"data set (default: {c.dataset})")
-    t.add_argument("--arch", default=c.arch, help=f"lenet-300-100 or mlp:H1,H2,... (default: {c.arch})")
+    t.add_argument("--arch", default=c.arch, help=f"lenet-300-100, lenet-5, mlp:H1,H2,... or cnn:... "
+                                                  f"(default: {c.arch})")
     t.add_argument("--lam", type=float, default=c.lam, help=f"l1 strength (default: {c.lam})")
-    t.add_argument("--epochs", type=int, default=c.epochs, help=f"epochs of the proximal l1 phase (default: {c.epochs})")
+    t.add_argument("--epochs", type=int, default=c.epochs, help=f"epochs of the l1 phase (default: {c.epochs})")
     t.add_argument("--debias-epochs", type=int, default=c.debias_epochs,
                    help=f"epochs on the frozen support, CSR form (default: {c.debias_epochs})")
     t.add_argument("--batch-size", type=int, default=c.batch_size, help=f"minibatch size (default: {c.batch_size})")
@@ -216,7 +208,30 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--csr-below", type=float, default=c.csr_below,
                    help="in the l1 phase, move a layer to CSR form once its density is at most this "
                         f"(its zeros can then no longer regrow; default: {c.csr_below}, only at debiasing)")
+    t.add_argument("--l1", default=c.l1, choices=L1_SOLVERS,
+                   help="how the l1 term is solved: proximal steps (exact zeros) or plain subgradient steps "
+                        f"(a baseline; default: {c.l1})")
+    t.add_argument("--lam-warmup", type=int, default=c.lam_warmup, metavar="N",
+                   help=f"ramp the l1 strength up linearly over the first N epochs (default: {c.lam_warmup})")
+    t.add_argument("--prune-to", type=float, default=c.prune_to, metavar="DENSITY",
+                   help="magnitude pruning with retraining instead of l1 (a baseline; needs --lam 0): prune "
+                        "the smallest weights down to this density in rounds during the l1 phase")
+    t.add_argument("--prune-rounds", type=int, default=c.prune_rounds,
+                   help=f"pruning rounds (default: {c.prune_rounds})")
     t.add_argument("--seed", type=int, default=c.seed, help=f"random seed (default: {c.seed})")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparsecl", description=__doc__)
+    p.add_argument("--version", action="version", version=f"sparsecl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("devices", help="list OpenCL platforms and devices, and the one used")
+    d.add_argument("--device", help="device to mark as used (P:D or a name substring)")
+    d.set_defaults(func=cmd_devices)
+
+    t = sub.add_parser("train", help="train a sparse network from scratch")
+    _training_options(t)
     t.add_argument("--resume", metavar="CKPT", help="continue the run in this checkpoint (other settings "
                                                     "come from it); one is written beside -o every epoch")
     t.add_argument("--name", help="model name (default: from data set and architecture)")

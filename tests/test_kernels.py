@@ -132,7 +132,7 @@ def test_prox_step_gives_exact_zeros_at_the_threshold(cl_env, programs):
     v = rng.standard_normal(n).astype(F32)
     w_dev, v_dev = cla.to_device(queue, w), cla.to_device(queue, v)
     shared(programs)["sgd_prox"](queue, (n,), None, w_dev.data, cla.to_device(queue, g).data, v_dev.data,
-                                 np.int32(n), F32(lr), F32(momentum), F32(lr * lam))
+                                 np.int32(n), F32(lr), F32(momentum), F32(lr * lam), F32(0))
     v_ref = momentum * v + g
     u = w - F32(lr) * v_ref
     t = F32(lr * lam)
@@ -152,8 +152,24 @@ def test_prox_step_without_threshold_is_plain_momentum_sgd(cl_env, programs):
     w_dev = cla.to_device(queue, w)
     v_dev = cla.zeros(queue, 4, F32)
     shared(programs)["sgd_prox"](queue, (4,), None, w_dev.data, cla.to_device(queue, g).data, v_dev.data,
-                                 np.int32(4), F32(0.5), F32(0.9), F32(0.0))
+                                 np.int32(4), F32(0.5), F32(0.9), F32(0.0), F32(0.0))
     np.testing.assert_array_equal(w_dev.get(), w - F32(0.5) * g)
+
+
+def test_subgradient_step_adds_lam_sign_and_gives_no_exact_zeros(cl_env, programs):
+    _, queue = cl_env
+    rng = np.random.default_rng(5)
+    n, lr, momentum, lam = 1000, 0.1, 0.9, 0.3
+    w = rng.standard_normal(n).astype(F32)
+    w[:10] = 0                                   # sign(0) = 0: a zero weight gets no l1 push
+    g = rng.standard_normal(n).astype(F32)
+    v = rng.standard_normal(n).astype(F32)
+    w_dev, v_dev = cla.to_device(queue, w), cla.to_device(queue, v)
+    shared(programs)["sgd_prox"](queue, (n,), None, w_dev.data, cla.to_device(queue, g).data, v_dev.data,
+                                 np.int32(n), F32(lr), F32(momentum), F32(0), F32(lam))
+    v_ref = momentum * v + g + F32(lam) * np.sign(w)
+    np.testing.assert_allclose(v_dev.get(), v_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w_dev.get(), w - F32(lr) * v_ref, rtol=1e-5, atol=1e-6)
 
 
 def test_gather_with_shifts(cl_env, programs):

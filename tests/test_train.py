@@ -22,13 +22,22 @@ def test_same_seed_same_weights_and_other_seed_differs():
     assert not np.array_equal(a.layers[0].weights.toarray(), c.layers[0].weights.toarray())
 
 
-def test_debiasing_freezes_the_support_and_changes_the_values():
-    after_l1 = quick(debias_epochs=0)
-    debiased = quick(debias_epochs=2)
-    for a, b in zip(after_l1.layers, debiased.layers):
-        assert np.array_equal(a.weights.indptr, b.weights.indptr)
-        assert np.array_equal(a.weights.indices, b.weights.indices)
-        assert not np.array_equal(a.weights.data, b.weights.data)
+def test_debiasing_freezes_the_support_and_changes_the_values(tmp_path):
+    from sparsecl.trainer import checkpoint
+    ckpt, after_l1 = tmp_path / "run.ckpt.npz", {}
+
+    def at_end_of_l1(message):             # the checkpoint of the epoch is written before its log line
+        if message.startswith("l1 epoch 3/3"):
+            after_l1.update(checkpoint.load(ckpt).layers)
+
+    debiased = train(TrainConfig(arch="mlp:32", epochs=3, debias_epochs=2, lam=0.01), log=at_end_of_l1,
+                     checkpoint_path=ckpt)
+    assert after_l1
+    for layer in debiased.layers:
+        before = after_l1[layer.name][0]
+        support = before != 0
+        assert np.array_equal(layer.weights.toarray() != 0, support)
+        assert not np.allclose(layer.weights.toarray()[support], before[support])
     log = debiased.training["log"]
     debias_nnz = [h["nnz"] for h in log if h["phase"] == "debias"]
     assert all(n == debias_nnz[0] for n in debias_nnz)
@@ -98,3 +107,35 @@ def test_damaged_checkpoint_is_refused(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(SparseclError, match="not a sparsecl checkpoint"):
         train(None, resume=bad)
+
+
+def test_subgradient_l1_shrinks_weights_but_leaves_no_exact_zeros():
+    plain, sub = quick(lam=0.0, debias_epochs=0), quick(lam=0.02, l1="subgradient", debias_epochs=0)
+    assert sub.nnz == sub.params
+    assert np.abs(sub.layers[0].weights.data).mean() < 0.8 * np.abs(plain.layers[0].weights.data).mean()
+
+
+def test_magnitude_pruning_cuts_in_geometric_rounds_and_retrains_on_the_support():
+    model = quick(lam=0.0, epochs=6, debias_epochs=2, prune_to=0.1, prune_rounds=3)
+    log = model.training["log"]
+    totals = [sum(h["nnz"]) / model.params for h in log]
+    assert totals[0] == 1.0                                    # epoch 1: no round yet
+    for epoch, target in ((2, 0.1 ** (1 / 3)), (4, 0.1 ** (2 / 3)), (6, 0.1)):
+        assert abs(totals[epoch - 1] - target) < 1e-3, (epoch, totals)
+    assert all(t == totals[5] for t in totals[5:])             # retraining keeps the support
+    assert log[-1]["forms"] == ["csr", "csr"]
+    assert abs(model.nnz / model.params - 0.1) < 1e-3
+
+
+def test_lam_warmup_ramps_linearly():
+    log = quick(lam=0.04, epochs=4, debias_epochs=1, lam_warmup=2).training["log"]
+    assert [h["lam"] for h in log] == pytest.approx([0.02, 0.04, 0.04, 0.04, 0.0])
+
+
+@pytest.mark.parametrize("bad, message", [(dict(l1="admm"), "--l1"), (dict(prune_to=0.1), "--lam 0"),
+                                          (dict(lam=0, prune_to=1.5), "--prune-to"),
+                                          (dict(lam_warmup=-1), "--lam-warmup")])
+def test_bad_method_settings_are_refused(bad, message):
+    from sparsecl import SparseclError
+    with pytest.raises(SparseclError, match=message):
+        quick(**bad)

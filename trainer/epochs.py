@@ -30,7 +30,7 @@ class EpochRunner:
         mean, scale = (np.float32(net.preprocess_params[k]) for k in ("mean", "scale"))
         self.fill = np.float32((np.float32(0) - mean) * scale)   # a raw 0, normalised
 
-    def run(self, phase_index, epoch, lr, momentum, lam, on_steps=None):
+    def run(self, phase_index, epoch, lr, momentum, lam, proximal=True, on_steps=None):
         """One epoch; returns (mean loss, training accuracy). The batch order and shifts depend only on
         (seed, phase, epoch), so a resumed run sees exactly the batches an uninterrupted one would."""
         rng = np.random.default_rng([self.seed, phase_index, epoch])
@@ -44,7 +44,7 @@ class EpochRunner:
             launch(k["softmax_xent"], (b,), logits.data, self.y.data, self.dlogits.data, self.losses.data,
                    self.correct.data, np.int32(b), np.int32(0))
             net.backward(self.dlogits, self.x, b)
-            net.step(lr, momentum, lam)
+            net.step(lr, momentum, lam, proximal)
         gather, loss = plan[0][0], next(kernel for kernel, _, _ in plan if kernel.function_name == "softmax_xent")
         for step in range(self.steps):
             gather.set_arg(6, np.int32(step * b))   # the batch's first position in perm

@@ -86,18 +86,37 @@ class Network:
             dy = layer.backward(dy, below.y if below else x, batch, self.shared["bias_grad"],
                                 need_dx=below is not None, mask_relu=bool(below and below.relu))
 
-    def step(self, lr, momentum, lam):
-        """SGD with momentum on every parameter; weights then go through the l1 proximal operator (and the
-        mask of a dense masked layer). A plain function of (weights, gradients, state) on the device, so an
+    def step(self, lr, momentum, lam, proximal=True):
+        """SGD with momentum on every parameter; the l1 term on the weights goes through the proximal
+        operator (or, with proximal=False, into the gradient as a subgradient), then the mask of a dense
+        masked layer applies. A plain function of (weights, gradients, state) on the device, so an
         all-reduce of the gradients could sit right before it."""
         for layer in self.layers:
             for values, grad, velocity, is_weight in layer.parameters():
-                threshold = lr * lam if is_weight else 0.0
+                l1 = lam if is_weight else 0.0
+                threshold, l1_grad = (lr * l1, 0.0) if proximal else (0.0, l1)
                 self.launch(self.shared["sgd_prox"], (values.size,), values.data, grad.data, velocity.data,
-                            np.int32(values.size), np.float32(lr), np.float32(momentum), np.float32(threshold))
+                            np.int32(values.size), np.float32(lr), np.float32(momentum), np.float32(threshold),
+                            np.float32(l1_grad))
             if getattr(layer, "mask", None) is not None:
                 self.launch(self.shared["apply_mask"], (layer.values.size,), layer.values.data, layer.mask.data,
                             np.int32(layer.values.size))
+
+    def prune(self, density):
+        """Magnitude pruning: zero the smallest weights, one threshold over all layers, so that about
+        `density` of all weights stay; then freeze that support (CSR form, momentum kept)."""
+        layers = self.weight_layers
+        values = [l.values.get() for l in layers]
+        live = [v.ravel()[:l.nnz] if l.form == "csr" else v.ravel() for v, l in zip(values, layers)]
+        magnitudes = np.sort(np.abs(np.concatenate(live)))
+        keep = int(round(density * sum(l.params for l in layers)))
+        if keep < magnitudes.size:
+            threshold = magnitudes[magnitudes.size - keep] if keep else np.inf
+            for v, kept, layer in zip(values, live, layers):
+                kept[np.abs(kept) < threshold] = 0      # views into values
+                layer.values.set(v)
+        self.to_csr(1.0, keep_velocity=True)
+        self.compact()
 
     def _counts(self):
         """Nonzero weights of every layer (0 for pooling), one small reduction each on the device."""

@@ -1,6 +1,10 @@
 """Training from scratch: a proximal l1 phase, then debiasing on the frozen support in CSR form without
-the l1 term. A checkpoint is written after every epoch (atomically), and a run continues from one with
-exactly the weights an uninterrupted run would have had.
+the l1 term. The baselines it is measured against train here too, with the same kernels: dense (lam 0),
+l1 by plain subgradient steps (l1="subgradient"), and iterative magnitude pruning with retraining
+(prune_to: the l1 phase trains without l1 and prunes in rounds; debiasing then retrains).
+
+A checkpoint is written after every epoch (atomically), and a run continues from one with exactly the
+weights an uninterrupted run would have had.
 """
 
 import os
@@ -19,6 +23,7 @@ from sparsecl.trainer.epochs import EpochRunner
 from sparsecl.trainer.network import Network
 
 PHASES = ("l1", "debias")
+L1_SOLVERS = ("prox", "subgradient")
 
 
 @dataclass
@@ -33,6 +38,10 @@ class TrainConfig:
     momentum: float = 0.9
     augment: int = 1           # random shifts of up to this many pixels (images only; 0 disables)
     csr_below: float = 0.0     # in the l1 phase, a layer moves to CSR form once its density is at most this
+    l1: str = "prox"           # "prox": proximal steps (exact zeros); "subgradient": lam * sign(w) in the gradient
+    lam_warmup: int = 0        # lam ramps linearly from lam/N to lam over the first N epochs
+    prune_to: float = 0.0      # magnitude pruning (with lam 0) down to this density, in prune_rounds rounds
+    prune_rounds: int = 3
     seed: int = 0
     name: str = ""
 
@@ -42,7 +51,13 @@ class TrainConfig:
                   (self.batch_size >= 1, "--batch-size must be >= 1"), (self.lr > 0, "--lr must be > 0"),
                   (0 <= self.momentum < 1, "--momentum must be in [0, 1)"),
                   (self.augment >= 0, "--augment must be >= 0"),
-                  (0 <= self.csr_below <= 1, "--csr-below must be in [0, 1]")]
+                  (0 <= self.csr_below <= 1, "--csr-below must be in [0, 1]"),
+                  (self.l1 in L1_SOLVERS, f"--l1 must be one of {', '.join(L1_SOLVERS)}"),
+                  (self.lam_warmup >= 0, "--lam-warmup must be >= 0"),
+                  (0 <= self.prune_to < 1, "--prune-to must be in [0, 1)"),
+                  (self.prune_rounds >= 1, "--prune-rounds must be >= 1"),
+                  (not self.prune_to or self.lam == 0, "magnitude pruning trains without l1: add --lam 0"),
+                  (not self.prune_to or self.epochs >= 1, "magnitude pruning needs --epochs >= 1")]
         for ok, message in checks:
             if not ok:
                 raise SparseclError(message)
@@ -71,10 +86,28 @@ def init_layers(specs, rng):
 
 
 def lr_at(config, phase, epoch):
-    """Constant rate in the l1 phase; cosine decay to zero over debiasing (a clean finish on the support)."""
-    if phase == "l1":
+    """Constant in the l1 phase, then cosine decay to zero over the last phase (a clean finish: on the
+    frozen support when there is debiasing, else at the end of the l1 phase)."""
+    if phase == "l1" and config.debias_epochs:
         return config.lr
-    return config.lr * 0.5 * (1 + np.cos(np.pi * epoch / max(config.debias_epochs, 1)))
+    epochs = config.epochs if phase == "l1" else config.debias_epochs
+    return config.lr * 0.5 * (1 + np.cos(np.pi * epoch / max(epochs, 1)))
+
+
+def lam_at(config, epoch):
+    """The l1 strength of an l1-phase epoch: a linear warm-up over lam_warmup epochs, then lam."""
+    return config.lam * min(1.0, (epoch + 1) / config.lam_warmup) if config.lam_warmup else config.lam
+
+
+def prune_density(config, epoch):
+    """The density that magnitude pruning cuts to after l1-phase epoch `epoch` (0-based), or None. Round r of
+    R ends at epoch round(epochs * r / R) and keeps prune_to ** (r / R): geometric steps, the last one at the
+    end of the phase, with retraining in between and in the debias phase."""
+    if not config.prune_to:
+        return None
+    rounds = [r for r in range(1, config.prune_rounds + 1)
+              if round(config.epochs * r / config.prune_rounds) == epoch + 1]
+    return config.prune_to ** (max(rounds) / config.prune_rounds) if rounds else None
 
 
 def _restore(net, state: checkpoint.Checkpoint):
@@ -122,7 +155,6 @@ def train(config: TrainConfig = None, device=None, progress=True, log=print, che
     elapsed_before, started = (state.elapsed if state else 0.0), time.perf_counter()
 
     budgets = (config.epochs, config.debias_epochs)
-    lams = (config.lam, 0.0)
     for phase_index in range(start_phase, len(PHASES)):
         phase, epochs = PHASES[phase_index], budgets[phase_index]
         first = start_epoch if phase_index == start_phase else 0
@@ -137,19 +169,22 @@ def train(config: TrainConfig = None, device=None, progress=True, log=print, che
             for epoch in range(first, epochs):
                 t0 = time.perf_counter()
                 lr = lr_at(config, phase, epoch)
-                loss, train_acc = runner.run(phase_index, epoch, lr, config.momentum, lams[phase_index],
+                lam = lam_at(config, epoch) if phase == "l1" else 0.0
+                loss, train_acc = runner.run(phase_index, epoch, lr, config.momentum, lam, config.l1 == "prox",
                                              on_steps=bar.update if live else None)
                 if not np.isfinite(loss):
                     raise SparseclError(f"training diverged in {phase} epoch {epoch + 1} (loss {loss}); "
                                         "lower --lr or --lam")
-                if phase == "l1" and config.csr_below > 0:
+                if phase == "l1" and prune_density(config, epoch):
+                    net.prune(prune_density(config, epoch))
+                elif phase == "l1" and config.csr_below > 0:
                     net.to_csr(config.csr_below, keep_velocity=True)
                     net.compact()
                 test_acc = float(np.mean(net.predict(data.x_test).argmax(1) == data.y_test))
                 nnz = net.nonzeros()
                 density = [n / l.params for n, l in zip(nnz, net.weight_layers)]
                 total = sum(nnz) / sum(l.params for l in net.weight_layers)
-                history.append({"phase": phase, "epoch": epoch + 1, "lr": float(lr), "loss": loss,
+                history.append({"phase": phase, "epoch": epoch + 1, "lr": float(lr), "lam": lam, "loss": loss,
                                 "train_acc": train_acc, "test_acc": test_acc, "nnz": nnz, "density": density,
                                 "forms": [l.form for l in net.weight_layers],
                                 "seconds": time.perf_counter() - t0})
