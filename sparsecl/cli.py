@@ -65,6 +65,27 @@ def _golden_input(model, count=8):
         return None   # the plan falls back to fixed pseudo-random inputs
 
 
+def _floats(text):
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def cmd_sweep(args):
+    from sparsecl import sweep
+    from sparsecl.trainer.train import TrainConfig
+    methods = sweep.METHODS if args.methods == "all" else args.methods.split(",")
+    for method in methods:
+        sweep.method_overrides(method, 0.1, 3)      # an unknown method fails before any training
+    base = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    if not args.render_only:
+        sweep.sweep(base, methods, args.lams, args.densities, args.epochs, args.results, args.models,
+                    verify=args.verify, device=args.device)
+    sweep.render(args.results, args.markdown, args.plots)
+    print(f"results: {args.results}; table and plots: {args.markdown}")
+
+
 def cmd_generate(args):
     from sparsecl import modelfile
     from sparsecl.codegen.generate import write_bundle
@@ -189,17 +210,27 @@ def cmd_package(args):
           f"cd {name[:-len('.tar.gz')]} && sha256sum -c SHA256SUMS && ./infer --selftest")
 
 
-def _training_options(t):
-    """The TrainConfig options, shared by train and sweep."""
+def sweep_methods():
+    from sparsecl.sweep import METHODS
+    return METHODS
+
+
+def _training_options(t, method_options=True):
+    """The TrainConfig options, shared by train and sweep (where the method and its epochs come from the
+    grid, and --epochs is every run's budget)."""
     from sparsecl.trainer.train import L1_SOLVERS, TrainConfig
     c = TrainConfig()
     t.add_argument("--dataset", default=c.dataset, help=f"data set (default: {c.dataset})")
     t.add_argument("--arch", default=c.arch, help=f"lenet-300-100, lenet-5, mlp:H1,H2,... or cnn:... "
                                                   f"(default: {c.arch})")
-    t.add_argument("--lam", type=float, default=c.lam, help=f"l1 strength (default: {c.lam})")
-    t.add_argument("--epochs", type=int, default=c.epochs, help=f"epochs of the l1 phase (default: {c.epochs})")
-    t.add_argument("--debias-epochs", type=int, default=c.debias_epochs,
-                   help=f"epochs on the frozen support, CSR form (default: {c.debias_epochs})")
+    if method_options:
+        t.add_argument("--lam", type=float, default=c.lam, help=f"l1 strength (default: {c.lam})")
+        t.add_argument("--epochs", type=int, default=c.epochs, help=f"epochs of the l1 phase (default: {c.epochs})")
+        t.add_argument("--debias-epochs", type=int, default=c.debias_epochs,
+                       help=f"epochs on the frozen support, CSR form (default: {c.debias_epochs})")
+    else:
+        t.add_argument("--epochs", type=int, default=30,
+                       help="epochs of every run; a third of them retrain where a method retrains (default: 30)")
     t.add_argument("--batch-size", type=int, default=c.batch_size, help=f"minibatch size (default: {c.batch_size})")
     t.add_argument("--lr", type=float, default=c.lr, help=f"learning rate (default: {c.lr})")
     t.add_argument("--momentum", type=float, default=c.momentum, help=f"momentum (default: {c.momentum})")
@@ -208,14 +239,15 @@ def _training_options(t):
     t.add_argument("--csr-below", type=float, default=c.csr_below,
                    help="in the l1 phase, move a layer to CSR form once its density is at most this "
                         f"(its zeros can then no longer regrow; default: {c.csr_below}, only at debiasing)")
-    t.add_argument("--l1", default=c.l1, choices=L1_SOLVERS,
-                   help="how the l1 term is solved: proximal steps (exact zeros) or plain subgradient steps "
-                        f"(a baseline; default: {c.l1})")
+    if method_options:
+        t.add_argument("--l1", default=c.l1, choices=L1_SOLVERS,
+                       help="how the l1 term is solved: proximal steps (exact zeros) or plain subgradient steps "
+                            f"(a baseline; default: {c.l1})")
+        t.add_argument("--prune-to", type=float, default=c.prune_to, metavar="DENSITY",
+                       help="magnitude pruning with retraining instead of l1 (a baseline; needs --lam 0): prune "
+                            "the smallest weights down to this density in rounds during the l1 phase")
     t.add_argument("--lam-warmup", type=int, default=c.lam_warmup, metavar="N",
                    help=f"ramp the l1 strength up linearly over the first N epochs (default: {c.lam_warmup})")
-    t.add_argument("--prune-to", type=float, default=c.prune_to, metavar="DENSITY",
-                   help="magnitude pruning with retraining instead of l1 (a baseline; needs --lam 0): prune "
-                        "the smallest weights down to this density in rounds during the l1 phase")
     t.add_argument("--prune-rounds", type=int, default=c.prune_rounds,
                    help=f"pruning rounds (default: {c.prune_rounds})")
     t.add_argument("--seed", type=int, default=c.seed, help=f"random seed (default: {c.seed})")
@@ -239,6 +271,29 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     t.set_defaults(func=cmd_train)
+
+    w = sub.add_parser("sweep", help="train a grid of compression methods and settings; a results table and "
+                                     "Pareto plots",
+                       description="Trains each method (dense, magnitude pruning, l1 by subgradient, proximal l1, "
+                                   "proximal l1 with debiasing) on the same epoch budget, and adds one row per "
+                                   "run to a CSV table rendered into Markdown with a Pareto plot. Finished runs "
+                                   "are reused and interrupted ones resumed when the sweep is started again.")
+    _training_options(w, method_options=False)
+    w.add_argument("--methods", default="all", help=f"comma-separated, from {', '.join(sweep_methods())} "
+                                                    "(default: all)")
+    w.add_argument("--lams", type=_floats, default=[0.005, 0.01, 0.02],
+                   help="l1 strengths for subgradient, prox and prox-debias (default: 0.005,0.01,0.02)")
+    w.add_argument("--densities", type=_floats, default=[0.1, 0.05, 0.02],
+                   help="target densities for pruning (default: 0.1,0.05,0.02)")
+    w.add_argument("--results", default="docs/results.csv", help="results table (default: docs/results.csv)")
+    w.add_argument("--markdown", default="docs/results.md", help="rendered table (default: docs/results.md)")
+    w.add_argument("--plots", default="docs/plots", help="folder for Pareto plots (default: docs/plots)")
+    w.add_argument("--models", default="sweep-models", help="folder for model files (default: sweep-models)")
+    w.add_argument("--verify", action="store_true",
+                   help="also build each model's c bundle and measure its test error on the whole test split")
+    w.add_argument("--render-only", action="store_true", help="only render the results table and plots")
+    w.add_argument("--device", help="OpenCL device (P:D or a name substring; default: $SPARSECL_DEVICE)")
+    w.set_defaults(func=cmd_sweep)
 
     g = sub.add_parser("generate", help="write a standalone inference bundle for a model")
     g.add_argument("model", help="model file")

@@ -7,7 +7,6 @@
 - pareto.png: test error against nonzeros, when a sweep's results.csv is given.
 """
 
-import csv
 import html
 import json
 import os
@@ -124,21 +123,24 @@ def bytes_plot(sizes, name, path):
     _save(fig, path)
 
 
-def pareto_plot(results_csv, path):
+def pareto_plot(rows, path, title=""):
+    """Test error against nonzeros from results rows (see sparsecl.sweep): every run as a point, each
+    method's own Pareto front as a line."""
+    from sparsecl.sweep import pareto
     plt = _plt()
-    with open(results_csv) as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"method", "test_error", "nonzeros"} <= set(rows[0]):
-        raise SparseclError(f"{results_csv} needs the columns method, test_error, nonzeros")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in sorted({r["method"] for r in rows}):
-        pts = sorted((float(r["nonzeros"]), 100 * float(r["test_error"])) for r in rows if r["method"] == method)
-        ax.plot(*zip(*pts), marker="o", label=method)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for method in sorted({r["method"] for r in rows}, key=lambda m: (m != "prox-debias", m)):
+        runs = [r for r in rows if r["method"] == method]
+        points = sorted((int(r["nonzeros"]), 100 * float(r["test_error"])) for r in runs)
+        front = sorted((int(r["nonzeros"]), 100 * float(r["test_error"])) for r in pareto(runs))
+        line, = ax.plot(*zip(*front), marker="o", label=method, linewidth=2 if method == "prox-debias" else 1)
+        ax.plot(*zip(*points), marker="o", linestyle="none", color=line.get_color(), alpha=0.4)
     ax.set_xscale("log")
     ax.set_xlabel("nonzero weights")
     ax.set_ylabel("test error (%)")
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    ax.set_title(title or "test error against nonzero weights")
     _save(fig, path)
 
 
@@ -155,7 +157,11 @@ def write(model, out_dir, bundle_dir=None, results_csv=None) -> str:
     bytes_plot(sizes, model.name, os.path.join(out_dir, "bytes.png"))
     images = ["training.png", "sparsity.png", "bytes.png"]
     if results_csv:
-        pareto_plot(results_csv, os.path.join(out_dir, "pareto.png"))
+        from sparsecl.sweep import read_results
+        rows = read_results(results_csv)
+        if not rows:
+            raise SparseclError(f"{results_csv}: no results")
+        pareto_plot(rows, os.path.join(out_dir, "pareto.png"))
         images.append("pareto.png")
     summary = model.training.get("summary", {})
     rows = [("model", model.name), ("architecture", model.arch), ("data set", model.dataset),

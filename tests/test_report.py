@@ -17,8 +17,9 @@ def test_report_with_bundle_and_sweep(small_cnn_model, tmp_path):
                                "density": [1.0 - 0.1 * i, 0.9, 0.8]}
                               for i, (p, e) in enumerate([("l1", 1), ("l1", 2), ("debias", 1)])]}
     write_bundle(plan(model, "c", precision="fp16"), tmp_path / "b")
-    (tmp_path / "results.csv").write_text("method,setting,test_error,nonzeros\nours,a,0.02,100\nours,b,0.03,50\n"
-                                          "magnitude,a,0.025,120\n")
+    (tmp_path / "results.csv").write_text("arch,dataset,method,setting,test_error,nonzeros\n"
+                                          "m,d,prox-debias,a,0.02,100\nm,d,prox-debias,b,0.03,50\n"
+                                          "m,d,pruning,a,0.025,120\n")
     page = report.write(model, tmp_path / "r", str(tmp_path / "b"), str(tmp_path / "results.csv"))
     text = open(page).read()
     for name in ("training.png", "sparsity.png", "bytes.png", "pareto.png"):
