@@ -32,7 +32,8 @@ def kernel_source(plan: BundlePlan) -> str:
         if l.kind == "csr":
             parts.append(render("kernels/csr.cl.j2", p=l.ident, n_in=l.n_in, n_out=l.n_out, relu=l.relu,
                                 training=False, vw=plan.vector_width, index_type=l.index_type,
-                                value_type=l.value_type))
+                                value_type=l.value_type, variant=l.variant,
+                                rows=l.rows if l.variant == "unrolled" else None))
         elif l.kind == "conv":
             c = l.conv
             parts.append(render("kernels/conv.cl.j2", p=l.ident, c_in=c["c_in"], h=c["h"], w=c["w"],
@@ -47,7 +48,8 @@ def kernel_source(plan: BundlePlan) -> str:
 
 
 def manifest(plan: BundlePlan) -> dict:
-    layers = [{"name": l.ident, "kind": l.geometry.kind, "variant": l.kind,
+    layers = [{"name": l.ident, "kind": l.geometry.kind, "variant": l.variant,
+               **({"why": l.why} if l.why else {}),
                "shape": list(l.geometry.weight_shape or l.geometry.out_shape), "in": l.n_in, "out": l.n_out,
                "relu": l.relu, "nnz": l.nnz, "density": l.density,
                **({"index_type": l.index_type, "value_type": l.value_type} if l.vals is not None else {}),

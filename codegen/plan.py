@@ -45,6 +45,16 @@ INDEX_BYTES = {"uchar": 1, "ushort": 2, "int": 4}
 NUMPY_INDEX = {"uchar": np.uint8, "ushort": np.uint16, "int": np.int32}
 
 
+# Fully connected layers come in three variants, all rendered from templates/kernels/csr.cl.j2 (and the
+# same loops in runtime_c/sc_cpu.c), all summing the bias and then the nonzeros of a row in order:
+#   csr       the CSR loop: values, narrow column indices, row pointers;
+#   dense     every weight stored, no indices: where that takes no more bytes than CSR (high density);
+#   unrolled  every nonzero a literal in the code, one multiply-add each: no index or value loads, for
+#             layers small enough that the code stays in the instruction cache.
+VARIANTS = ("csr", "dense", "unrolled")
+UNROLL_MAX_NNZ = 512
+
+
 @dataclass
 class LayerPlan:
     ident: str            # C identifier and kernel prefix
@@ -56,6 +66,8 @@ class LayerPlan:
     cols: np.ndarray = None
     vals: np.ndarray = None        # float32 (fp32) or float16 (fp16), as stored
     bias: np.ndarray = None
+    variant: str = ""              # fully connected: one of VARIANTS; else the kind
+    why: str = ""                  # how the variant was chosen, for manifest.json
 
     @property
     def index_type(self) -> str:
@@ -98,11 +110,32 @@ class LayerPlan:
 
     @property
     def value_bytes(self) -> int:
-        return 0 if self.vals is None else self.vals.itemsize * self.nnz
+        """Bytes of weight values (for unrolled layers, as literals in the code)."""
+        if self.vals is None:
+            return 0
+        return self.vals.itemsize * (self.params if self.variant == "dense" else self.nnz)
 
     @property
     def index_bytes(self) -> int:
-        return 0 if self.rowptr is None else 4 * len(self.rowptr) + INDEX_BYTES[self.index_type] * self.nnz
+        if self.rowptr is None or self.variant in ("dense", "unrolled"):
+            return 0
+        return 4 * len(self.rowptr) + INDEX_BYTES[self.index_type] * self.nnz
+
+    @property
+    def dense_vals(self) -> np.ndarray:
+        """Every weight, row-major, as C holds them (the dense variant)."""
+        rows, cols = self.geometry.weight_shape
+        full = np.zeros(rows * cols, self.vals.dtype)
+        full[np.repeat(np.arange(rows), np.diff(self.rowptr)) * cols + self.cols] = self.vals
+        return full.view(np.uint16) if full.dtype == np.float16 else full
+
+    @property
+    def rows(self) -> list:
+        """[(bias, [(column, value as float32), ...]) per row]: what an unrolled layer spells out."""
+        vals = self.vals.astype(np.float32)
+        return [(self.bias[i], list(zip(self.cols[self.rowptr[i]:self.rowptr[i + 1]].tolist(),
+                                        vals[self.rowptr[i]:self.rowptr[i + 1]])))
+                for i in range(len(self.rowptr) - 1)]
 
     @property
     def conv(self) -> dict:
@@ -137,7 +170,21 @@ class BundlePlan:
     vector_width: int = VECTOR    # samples per work-item in the OpenCL kernels
 
 
-def plan(model, target: str, precision: str = "fp32", golden_input=None) -> BundlePlan:
+def choose_variant(layer: LayerPlan):
+    """The cost model: (variant, why) for a fully connected layer, from the bytes each variant reads."""
+    dense_bytes = layer.vals.itemsize * layer.params
+    csr_bytes = (layer.vals.itemsize + INDEX_BYTES[layer.index_type]) * layer.nnz + 4 * len(layer.rowptr)
+    if dense_bytes <= csr_bytes:
+        return "dense", f"cost model: dense weights take {dense_bytes} bytes, CSR {csr_bytes}"
+    if layer.nnz <= UNROLL_MAX_NNZ:
+        return "unrolled", f"cost model: {layer.nnz} nonzeros (at most {UNROLL_MAX_NNZ}) fit the code as literals"
+    return "csr", f"cost model: CSR takes {csr_bytes} bytes, dense {dense_bytes}; {layer.nnz} nonzeros are " \
+                  f"too many to unroll"
+
+
+def plan(model, target: str, precision: str = "fp32", golden_input=None, variants=None) -> BundlePlan:
+    """variants: {layer name: variant, or (variant, why)} overrides the cost model for fully connected
+    layers (autotuning, --variant); the name "*" applies to all of them."""
     if target not in TARGETS:
         raise SparseclError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
     if precision not in PRECISIONS:
@@ -150,14 +197,22 @@ def plan(model, target: str, precision: str = "fp32", golden_input=None) -> Bund
             ident = f"{ident}_{index}"
         idents.add(ident)
         if layer.kind == "maxpool2d":
-            layers.append(LayerPlan(ident, layer.name, "pool", layer.geometry, False))
+            layers.append(LayerPlan(ident, layer.name, "pool", layer.geometry, False, variant="pool"))
             continue
         w = layer.weights
         if value_dtype == np.float16 and np.abs(w.data).max(initial=0) > np.finfo(np.float16).max:
             raise SparseclError(f"layer {layer.name!r} has weights beyond the fp16 range; use --precision fp32")
-        layers.append(LayerPlan(ident, layer.name, "conv" if layer.kind == "conv2d" else "csr", layer.geometry,
-                                layer.relu, w.indptr.astype(np.int32), w.indices.astype(np.int32),
-                                w.data.astype(value_dtype), layer.bias.astype(np.float32)))
+        lp = LayerPlan(ident, layer.name, "conv" if layer.kind == "conv2d" else "csr", layer.geometry, layer.relu,
+                       w.indptr.astype(np.int32), w.indices.astype(np.int32), w.data.astype(value_dtype),
+                       layer.bias.astype(np.float32), variant="conv")
+        if lp.kind == "csr":
+            lp.variant, lp.why = choose_variant(lp)
+            choice = (variants or {}).get(layer.name, (variants or {}).get("*"))
+            if choice:
+                lp.variant, lp.why = choice if isinstance(choice, tuple) else (choice, "chosen by the user")
+                if lp.variant not in VARIANTS:
+                    raise SparseclError(f"unknown kernel variant {lp.variant!r} (known: {', '.join(VARIANTS)})")
+        layers.append(lp)
     if golden_input is None:
         golden_input = np.random.default_rng(0).uniform(0, 1, (GOLDEN_SAMPLES, model.input_size))
     golden_input = np.asarray(golden_input, np.float32).reshape(-1, model.input_size)

@@ -109,8 +109,14 @@ static size_t group_size(sc_clnet *net, cl_kernel kernel, cl_device_id device)
 /* Global sizes are rounded up to whole groups; every kernel ignores the work-items past its range. */
 static size_t round_up(size_t n, size_t group) { return (n + group - 1) / group * group; }
 
+/* A read-only copy of data; NULL data (an array the layer's variant does without) gives a placeholder. */
 static cl_mem upload(sc_clnet *net, const void *data, size_t bytes, cl_int *status)
 {
+    static const int32_t placeholder = 0;
+    if (!data) {
+        data = &placeholder;
+        bytes = sizeof placeholder;
+    }
     return net->cl.clCreateBuffer(net->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, (void *)data,
                                   status);
 }
@@ -280,7 +286,9 @@ sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t er
         s->group = group_size(net, s->kernel, device);
         if (layer->kind == SC_LAYER_MAXPOOL)
             continue;
-        const size_t stored = layer->nnz > 0 ? (size_t)layer->nnz : 1;  /* buffers are never empty */
+        /* Buffers are never empty; an array a variant does without becomes a placeholder. */
+        const size_t stored = layer->variant == SC_VARIANT_DENSE ? (size_t)layer->rows * (size_t)layer->n_in
+                              : layer->nnz > 0 ? (size_t)layer->nnz : 1;
         s->rowptr = upload(net, layer->rowptr, (size_t)(layer->rows + 1) * sizeof(int32_t), &status);
         if (!check(status, "clCreateBuffer", err, err_len))
             s->cols = upload(net, layer->cols, stored * (size_t)layer->col_bytes, &status);
@@ -333,8 +341,11 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
                      ARG(s->kernel, 3, s->vals) | ARG(s->kernel, 4, s->bias) | ARG(s->kernel, 5, out) |
                      ARG(s->kernel, 6, n);
         const size_t blocks = (size_t)((n + m->vector_width - 1) / m->vector_width);
-        const size_t global[2] = {round_up((size_t)layer->n_out, s->group), blocks};
-        const size_t local[2] = {s->group, 1};
+        /* a work-item per unit and block of samples; the unrolled variant computes every unit at once */
+        const size_t units = layer->variant == SC_VARIANT_UNROLLED ? 1 : (size_t)layer->n_out;
+        const size_t group = layer->variant == SC_VARIANT_UNROLLED ? 1 : s->group;
+        const size_t global[2] = {round_up(units, group), blocks};
+        const size_t local[2] = {group, 1};
         if (!status)
             status = net->cl.clEnqueueNDRangeKernel(net->queue, s->kernel, 2, NULL, global, local, 0, NULL, NULL);
         if (check(status, layer->name, err, err_len))

@@ -49,8 +49,32 @@ CSR_FORWARD(csr_u8_f16, uint8_t, HALF_VAL)
 CSR_FORWARD(csr_u16_f16, uint16_t, HALF_VAL)
 CSR_FORWARD(csr_i32_f16, int32_t, HALF_VAL)
 
+/* The dense variant: every weight stored, summed in column order (the zeros change no sum). */
+static void dense_forward(const sc_layer *l, const float *x, float *y, int n)
+{
+    for (int b = 0; b < n; ++b) {
+        const float *xb = x + (long)b * l->n_in;
+        float *yb = y + (long)b * l->n_out;
+        for (int i = 0; i < l->n_out; ++i) {
+            float acc = l->bias[i];
+            const int32_t row = i * l->n_in;
+            for (int j = 0; j < l->n_in; ++j)
+                acc += val_at(l, row + j) * xb[j];
+            yb[i] = (l->relu && acc < 0.0f) ? 0.0f : acc;
+        }
+    }
+}
+
 static void csr_forward(const sc_layer *l, const float *x, float *y, int n)
 {
+    if (l->variant == SC_VARIANT_UNROLLED) {
+        l->unrolled(x, y, n);
+        return;
+    }
+    if (l->variant == SC_VARIANT_DENSE) {
+        dense_forward(l, x, y, n);
+        return;
+    }
     const int half = l->val_bytes == 2;
     if (l->col_bytes == 1)
         (half ? csr_u8_f16 : csr_u8_f32)(l, x, y, n);

@@ -10,6 +10,13 @@ enum sc_layer_kind {
     SC_LAYER_MAXPOOL = 3 /* 2x2 max-pooling, stride 2 */
 };
 
+/* How a fully connected layer is computed (see codegen/plan.py); convolutions always use CSR. */
+enum sc_variant {
+    SC_VARIANT_CSR = 0,      /* CSR loop over rowptr, cols, vals */
+    SC_VARIANT_DENSE = 1,    /* vals holds every weight, row-major; no indices */
+    SC_VARIANT_UNROLLED = 2  /* generated code with the weights as literals; no arrays */
+};
+
 /* Features of an image are ordered (channel, row, column). */
 typedef struct {
     const char *name;        /* sanitised identifier, also the OpenCL kernel prefix */
@@ -20,12 +27,16 @@ typedef struct {
     int c_in, h, w;          /* convolution and pooling: input shape */
     int c_out, oh, ow;       /* and output shape */
     int k, pad;              /* convolution: kernel size and zero padding */
-    const int32_t *rowptr;   /* rows + 1; NULL for pooling */
-    const void *cols;        /* nnz column indices (at least one entry is stored), col_bytes each */
-    const void *vals;        /* nnz values (likewise): float, or IEEE half when val_bytes is 2 */
+    const int32_t *rowptr;   /* rows + 1; NULL for pooling and the dense and unrolled variants */
+    const void *cols;        /* nnz column indices (at least one entry is stored), col_bytes each; or NULL */
+    const void *vals;        /* nnz values (likewise; rows * n_in for the dense variant; NULL unrolled):
+                                float, or IEEE half when val_bytes is 2 */
     int col_bytes;           /* 1, 2 or 4: uint8_t, uint16_t or int32_t */
     int val_bytes;           /* 4 or 2 */
     const float *bias;       /* rows */
+    int variant;             /* enum sc_variant */
+    /* the unrolled variant's plain C forward pass: n samples, sample-major x (n_in each) and y (n_out) */
+    void (*unrolled)(const float *x, float *y, int n);
 } sc_layer;
 
 typedef struct {

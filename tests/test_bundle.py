@@ -158,8 +158,12 @@ def test_manifest_counts_what_is_stored(bundles, model):
     weighted = [l for l in model.layers if l.weights is not None]
     assert totals["biases"] == sum(len(l.bias) for l in weighted)
     width = lambda cols: 1 if cols <= 256 else 2 if cols <= 65536 else 4  # noqa: E731 (narrowest index type)
-    index_bytes = sum(4 * (l.weights.shape[0] + 1) + width(l.weights.shape[1]) * l.nnz for l in weighted)
-    assert totals["weight_bytes"] == 4 * model.nnz + index_bytes
+    variants = {l["name"]: l["variant"] for l in manifest["layers"]}
+    assert set(variants.values()) - {"pool"} <= {"csr", "dense", "unrolled", "conv"}
+    indexed = [l for l in weighted if variants[l.name] in ("csr", "conv")]      # dense, unrolled: no indices
+    index_bytes = sum(4 * (l.weights.shape[0] + 1) + width(l.weights.shape[1]) * l.nnz for l in indexed)
+    value_bytes = sum(4 * (l.params if variants[l.name] == "dense" else l.nnz) for l in weighted)
+    assert totals["weight_bytes"] == value_bytes + index_bytes
     assert [l["nnz"] for l in manifest["layers"]] == [l.nnz for l in model.layers]
 
 
@@ -280,3 +284,42 @@ def test_kernel_binaries_are_cached_and_a_damaged_cache_is_rebuilt(small_cnn_mod
     cached.write_bytes(b"garbage")
     assert "kernels compiled" in infer_env("--info").stdout
     assert "loaded from the cache" in infer_env("--info").stdout
+
+
+def test_cost_model_picks_a_variant_per_layer_and_says_why(small_model):
+    layers = plan(small_model, "c").layers        # 20% dense: CSR takes more bytes than the dense form? no
+    for l in layers:
+        assert l.variant in ("csr", "dense", "unrolled") and l.why.startswith("cost model")
+    fc3 = layers[2]                                # 10 x 20 at ~20%: few enough nonzeros to unroll
+    assert fc3.variant == "unrolled" and str(fc3.nnz) in fc3.why
+    dense = small_model.layers[0].weights.toarray()
+    dense[dense == 0] = 0.5                        # every weight nonzero: the dense form is smaller
+    from dataclasses import replace
+    from sparsecl.modelfile import to_csr
+    full = replace(small_model, layers=[replace(small_model.layers[0], weights=to_csr(dense))] + small_model.layers[1:])
+    assert plan(full, "c").layers[0].variant == "dense"
+    with pytest.raises(SparseclError, match="unknown kernel variant"):
+        plan(small_model, "c", variants={"*": "magic"})
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_every_variant_computes_the_same_logits(small_model, tmp_path, precision):
+    raw = np.random.default_rng(2).integers(0, 17, (21, 64)).astype(np.float32)
+    np.save(tmp_path / "in.npy", raw)
+    from sparsecl.codegen.plan import as_stored
+    want = reference.logits(as_stored(small_model, np.float16 if precision == "fp16" else np.float32), raw)
+    outputs = {}
+    for target in ("c", "opencl"):
+        for variant in ("csr", "dense", "unrolled"):
+            path = tmp_path / f"{target}-{variant}"
+            manifest = write_bundle(plan(small_model, target, precision, variants={"*": variant}), path)
+            assert {l["variant"] for l in manifest["layers"]} == {variant}
+            result = run(["make", "-C", str(path), *STRICT])
+            assert result.returncode == 0, result.stderr
+            out = tmp_path / f"{target}-{variant}.npy"
+            assert infer(path, tmp_path / "in.npy", out).returncode == 0
+            outputs[target, variant] = np.load(out)
+            np.testing.assert_allclose(outputs[target, variant], want, rtol=1e-5, atol=1e-5)
+            assert infer(path, "--selftest").returncode == 0
+    for variant in ("dense", "unrolled"):      # the plain C path: the same sums in the same order, bit for bit
+        np.testing.assert_array_equal(outputs["c", variant], outputs["c", "csr"])
