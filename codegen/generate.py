@@ -44,6 +44,10 @@ def kernel_source(plan: BundlePlan) -> str:
             c = l.conv
             parts.append(render("kernels/pool.cl.j2", p=l.ident, c=c["c_in"], h=c["h"], w=c["w"], oh=c["oh"],
                                 ow=c["ow"], training=False, vw=plan.vector_width))
+    if plan.fused:
+        parts.append(render("kernels/network.cl.j2", n_in=plan.input_size, layers=[
+            dict(p=l.ident, variant=l.variant, n_out=l.n_out, index_type=l.index_type, value_type=l.value_type)
+            for l in plan.layers]))
     return "\n".join(parts)
 
 
@@ -63,6 +67,7 @@ def manifest(plan: BundlePlan) -> dict:
         "input_shape": list(plan.input_shape),
         "input_size": plan.input_size,
         "classes": plan.classes,
+        **({"fused_below_batch": plan.vector_width} if plan.fused else {}),
         "generator": f"sparsecl {__version__}",
         "layers": layers,
         "totals": {

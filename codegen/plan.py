@@ -169,6 +169,12 @@ class BundlePlan:
     golden_logits: np.ndarray
     vector_width: int = VECTOR    # samples per work-item in the OpenCL kernels
 
+    @property
+    def fused(self) -> bool:
+        """OpenCL bundles of fully connected networks also carry the whole network as one kernel, which
+        the runtime launches for batches below vector_width (one launch instead of one per layer)."""
+        return self.target.opencl and all(l.kind == "csr" for l in self.layers)
+
 
 def choose_variant(layer: LayerPlan):
     """The cost model: (variant, why) for a fully connected layer, from the bytes each variant reads."""

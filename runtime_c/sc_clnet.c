@@ -29,6 +29,8 @@ struct sc_clnet {
     cl_program program;
     cl_kernel preprocess;
     size_t preprocess_group;
+    cl_kernel network;       /* the fused kernel, when the model has one and SPARSECL_FUSED is not 0 */
+    size_t network_group;
     cl_mem raw, act[2];
     float *logits_t;         /* feature-major logits, read back before transposing */
     layer_state *layers;
@@ -240,6 +242,28 @@ static int build(sc_clnet *net, cl_device_id device, char *err, size_t err_len)
     return 0;
 }
 
+/* The fused kernel's arguments are fixed but for the batch: raw, both activation buffers, then each
+ * layer's rowptr, cols, vals and bias. */
+static int set_network_args(sc_clnet *net, cl_device_id device, char *err, size_t err_len)
+{
+    cl_int status;
+    net->network = net->cl.clCreateKernel(net->program, "network", &status);
+    if (check(status, "clCreateKernel(network)", err, err_len))
+        return -1;
+    net->network_group = group_size(net, net->network, device);
+    cl_uint arg = 0;
+    status = net->cl.clSetKernelArg(net->network, arg++, sizeof(cl_mem), &net->raw);
+    for (int i = 0; i < 2; ++i)
+        status |= net->cl.clSetKernelArg(net->network, arg++, sizeof(cl_mem), &net->act[i]);
+    for (int l = 0; l < net->model->n_layers; ++l) {
+        const layer_state *s = &net->layers[l];
+        const cl_mem mems[] = {s->rowptr, s->cols, s->vals, s->bias};
+        for (size_t i = 0; i < 4; ++i)
+            status |= net->cl.clSetKernelArg(net->network, arg++, sizeof(cl_mem), &mems[i]);
+    }
+    return check(status, "clSetKernelArg(network)", err, err_len);
+}
+
 sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t err_len)
 {
     sc_clnet *net = calloc(1, sizeof *net);
@@ -299,6 +323,9 @@ sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t er
         if (check(status, "clCreateBuffer", err, err_len))
             goto fail;
     }
+    const char *fused = getenv("SPARSECL_FUSED");
+    if (m->fused && !(fused && strcmp(fused, "0") == 0) && set_network_args(net, device, err, err_len) != 0)
+        goto fail;
     return net;
 fail:
     sc_clnet_destroy(net);
@@ -306,6 +333,21 @@ fail:
 }
 
 #define ARG(kernel, index, value) net->cl.clSetKernelArg(kernel, index, sizeof(value), &(value))
+
+/* The last layer's feature-major output, read back and transposed to (n, classes). */
+static int read_logits(sc_clnet *net, float *logits, int n, char *err, size_t err_len)
+{
+    const sc_model *m = net->model;
+    cl_int status = net->cl.clEnqueueReadBuffer(net->queue, net->act[m->n_layers % 2], CL_TRUE, 0,
+                                                (size_t)n * (size_t)m->classes * sizeof(float), net->logits_t, 0,
+                                                NULL, NULL);
+    if (check(status, "clEnqueueReadBuffer", err, err_len))
+        return -1;
+    for (int c = 0; c < m->classes; ++c)
+        for (int b = 0; b < n; ++b)
+            logits[b * m->classes + c] = net->logits_t[c * n + b];
+    return 0;
+}
 
 int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char *err, size_t err_len)
 {
@@ -319,6 +361,17 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
                                                  NULL, NULL);
     if (check(status, "clEnqueueWriteBuffer", err, err_len))
         return -1;
+    if (net->network && n < m->vector_width) {        /* small batches: the whole network in one launch */
+        const cl_uint batch_arg = 3 + 4 * (cl_uint)m->n_layers;
+        const size_t global = net->network_group;
+        status = ARG(net->network, batch_arg, n);
+        if (!status)
+            status = net->cl.clEnqueueNDRangeKernel(net->queue, net->network, 1, NULL, &global, &global, 0, NULL,
+                                                    NULL);
+        if (check(status, "network", err, err_len))
+            return -1;
+        return read_logits(net, logits, n, err, err_len);
+    }
     /* Activations are feature-major on the device: preprocess transposes, and so does the read-back. */
     status = ARG(net->preprocess, 0, net->raw) | ARG(net->preprocess, 1, net->act[0]) |
              ARG(net->preprocess, 2, n);
@@ -351,15 +404,7 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
         if (check(status, layer->name, err, err_len))
             return -1;
     }
-    status = net->cl.clEnqueueReadBuffer(net->queue, net->act[m->n_layers % 2], CL_TRUE, 0,
-                                         (size_t)n * (size_t)m->classes * sizeof(float), net->logits_t, 0, NULL,
-                                         NULL);
-    if (check(status, "clEnqueueReadBuffer", err, err_len))
-        return -1;
-    for (int c = 0; c < m->classes; ++c)
-        for (int b = 0; b < n; ++b)
-            logits[b * m->classes + c] = net->logits_t[c * n + b];
-    return 0;
+    return read_logits(net, logits, n, err, err_len);
 }
 
 const char *sc_clnet_device(const sc_clnet *net) { return net->device; }
@@ -391,6 +436,8 @@ void sc_clnet_destroy(sc_clnet *net)
             net->cl.clReleaseMemObject(mems[i]);
     if (net->preprocess)
         net->cl.clReleaseKernel(net->preprocess);
+    if (net->network)
+        net->cl.clReleaseKernel(net->network);
     if (net->program)
         net->cl.clReleaseProgram(net->program);
     if (net->queue)

@@ -323,3 +323,28 @@ def test_every_variant_computes_the_same_logits(small_model, tmp_path, precision
             assert infer(path, "--selftest").returncode == 0
     for variant in ("dense", "unrolled"):      # the plain C path: the same sums in the same order, bit for bit
         np.testing.assert_array_equal(outputs["c", variant], outputs["c", "csr"])
+
+
+@pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL platform")
+@pytest.mark.parametrize("variant", ["csr", "dense", "unrolled"])
+def test_fused_network_kernel_matches_the_per_layer_launches(small_model, tmp_path, variant):
+    path = tmp_path / "b"
+    manifest = write_bundle(plan(small_model, "opencl", variants={"*": variant}), path)
+    assert manifest["fused_below_batch"] == 8
+    assert "__kernel void network(" in (path / "kernels.cl").read_text()
+    assert run(["make", "-C", str(path), *STRICT]).returncode == 0
+    for batch in (1, 3, 7):
+        raw = np.random.default_rng(batch).integers(0, 17, (batch, 64)).astype(np.float32)
+        np.save(tmp_path / "in.npy", raw)
+        outs = {}
+        for fused in ("1", "0"):
+            result = run([str(path / "infer"), str(tmp_path / "in.npy"), str(tmp_path / f"{fused}.npy")],
+                         env={**os.environ, "SPARSECL_FUSED": fused})
+            assert result.returncode == 0 and "plain C" not in result.stderr, result.stderr
+            outs[fused] = np.load(tmp_path / f"{fused}.npy")
+        np.testing.assert_allclose(outs["1"], reference.logits(small_model, raw), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(outs["1"], outs["0"])
+
+
+def test_networks_with_convolutions_have_no_fused_kernel(small_cnn_model):
+    assert not plan(small_cnn_model, "opencl").fused and not plan(small_cnn_model, "c").fused
