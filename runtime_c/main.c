@@ -2,7 +2,9 @@
  *
  *   infer INPUT.npy OUTPUT.npy   raw samples (float32 or uint8) in, float32 logits (N, classes) out
  *   infer --selftest             compare with the trainer's logits baked in at generation time
- *   infer --bench N [--batch B]  time N forward passes (one JSON line; kernel build reported apart)
+ *   infer --bench N [--batch B] [--layers]
+ *                                time N forward passes (one JSON line; kernel build reported apart);
+ *                                --layers adds N more, timing each layer on its own (autotuning)
  *   infer --info                 the model and the device used
  * Options: --cpu (plain C even where OpenCL is available).
  */
@@ -35,7 +37,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: infer INPUT.npy OUTPUT.npy [--cpu]\n"
                     "       infer --selftest [--cpu]\n"
-                    "       infer --bench N [--batch B] [--cpu]\n"
+                    "       infer --bench N [--batch B] [--layers] [--cpu]\n"
                     "       infer --info [--cpu]\n");
     return 2;
 }
@@ -75,19 +77,20 @@ static const char *runner_backend(const runner *r)
     return "c";
 }
 
-static int runner_forward(runner *r, const float *raw, float *logits, int n)
+/* layer_seconds: NULL, or per-layer times to add to (see sc_cpu_forward and sc_clnet_forward). */
+static int runner_forward(runner *r, const float *raw, float *logits, int n, double *layer_seconds)
 {
 #ifdef SC_WITH_OPENCL
     if (r->cl) {
         char err[ERR_LEN];
-        if (sc_clnet_forward(r->cl, raw, logits, n, err, sizeof err) != 0) {
+        if (sc_clnet_forward(r->cl, raw, logits, n, layer_seconds, err, sizeof err) != 0) {
             fprintf(stderr, "infer: %s\n", err);
             return -1;
         }
         return 0;
     }
 #endif
-    sc_cpu_forward(r->model, raw, logits, n, r->scratch_a, r->scratch_b);
+    sc_cpu_forward(r->model, raw, logits, n, r->scratch_a, r->scratch_b, layer_seconds);
     return 0;
 }
 
@@ -106,7 +109,7 @@ static int forward_all(runner *r, const float *raw, float *logits, size_t n)
     for (size_t start = 0; start < n; start += (size_t)r->max_batch) {
         const size_t count = n - start < (size_t)r->max_batch ? n - start : (size_t)r->max_batch;
         if (runner_forward(r, raw + start * (size_t)m->input_size, logits + start * (size_t)m->classes,
-                           (int)count) != 0)
+                           (int)count, NULL) != 0)
             return -1;
     }
     return 0;
@@ -176,14 +179,15 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int bench(runner *r, int runs, int batch, double build_seconds)
+static int bench(runner *r, int runs, int batch, int per_layer, double build_seconds)
 {
     const sc_model *m = r->model;
     float *raw = calloc((size_t)batch * (size_t)m->input_size, sizeof(float));
     float *logits = malloc((size_t)batch * (size_t)m->classes * sizeof(float));
     double *times = malloc((size_t)runs * sizeof(double));
+    double *layer_times = calloc((size_t)runs * (size_t)m->n_layers, sizeof(double));
     int rc = 1;
-    if (!raw || !logits || !times) {
+    if (!raw || !logits || !times || !layer_times) {
         fprintf(stderr, "infer: out of memory\n");
         goto done;
     }
@@ -191,24 +195,40 @@ static int bench(runner *r, int runs, int batch, double build_seconds)
         memcpy(raw + (size_t)b * (size_t)m->input_size,
                m->golden_input + (size_t)(b % m->golden_count) * (size_t)m->input_size,
                (size_t)m->input_size * sizeof(float));
-    if (runner_forward(r, raw, logits, batch) != 0)   /* warm-up: first launches are slower */
+    if (runner_forward(r, raw, logits, batch, NULL) != 0)   /* warm-up: first launches are slower */
         goto done;
     for (int i = 0; i < runs; ++i) {
         const double t0 = sc_now();
-        if (runner_forward(r, raw, logits, batch) != 0)
+        if (runner_forward(r, raw, logits, batch, NULL) != 0)
             goto done;
         times[i] = sc_now() - t0;
     }
     qsort(times, (size_t)runs, sizeof *times, compare_double);
     printf("{\"backend\": \"%s\", \"batch\": %d, \"runs\": %d, \"median_s\": %.9g, \"p90_s\": %.9g, "
-           "\"min_s\": %.9g, \"build_s\": %.6g}\n",
+           "\"min_s\": %.9g, \"build_s\": %.6g",
            runner_backend(r), batch, runs, times[runs / 2], times[(runs * 9) / 10 < runs ? (runs * 9) / 10 : runs - 1],
            times[0], build_seconds);
+    if (per_layer) {
+        /* layer_times is runs x n_layers; the median of each layer's column */
+        for (int i = 0; i < runs; ++i)
+            if (runner_forward(r, raw, logits, batch, layer_times + (size_t)i * (size_t)m->n_layers) != 0)
+                goto done;
+        printf(", \"layers\": [");
+        for (int l = 0; l < m->n_layers; ++l) {
+            for (int i = 0; i < runs; ++i)
+                times[i] = layer_times[(size_t)i * (size_t)m->n_layers + (size_t)l];
+            qsort(times, (size_t)runs, sizeof *times, compare_double);
+            printf("%s{\"name\": \"%s\", \"median_s\": %.9g}", l ? ", " : "", m->layers[l].name, times[runs / 2]);
+        }
+        printf("]");
+    }
+    printf("}\n");
     rc = 0;
 done:
     free(raw);
     free(logits);
     free(times);
+    free(layer_times);
     return rc;
 }
 
@@ -224,6 +244,9 @@ static int info(const runner *r)
         const sc_layer *layer = &m->layers[l];
         printf("  %-12s %s %d -> %d, %d nonzeros%s", layer->name, kinds[layer->kind], layer->n_in, layer->n_out,
                layer->nnz, layer->relu ? ", relu" : "");
+        static const char *variants[] = {"csr", "dense", "unrolled"};
+        if (layer->kind == SC_LAYER_CSR)
+            printf(", %s kernel", variants[layer->variant]);
         if (layer->kind != SC_LAYER_MAXPOOL)
             printf(", %d-byte indices, %s weights", layer->col_bytes, layer->val_bytes == 2 ? "fp16" : "fp32");
         printf("\n");
@@ -260,7 +283,7 @@ static int parse_count(const char *text, int low, int high, int *out)
 
 int main(int argc, char **argv)
 {
-    int force_cpu = 0, do_selftest = 0, do_info = 0, runs = 0, batch = 1;
+    int force_cpu = 0, do_selftest = 0, do_info = 0, runs = 0, batch = 1, per_layer = 0;
     const char *paths[2];
     int n_paths = 0;
     for (int i = 1; i < argc; ++i) {
@@ -271,6 +294,8 @@ int main(int argc, char **argv)
             do_selftest = 1;
         else if (strcmp(a, "--info") == 0)
             do_info = 1;
+        else if (strcmp(a, "--layers") == 0)
+            per_layer = 1;
         else if (strcmp(a, "--bench") == 0 && i + 1 < argc) {
             if (parse_count(argv[++i], 1, SC_MAX_RUNS, &runs) != 0)
                 return usage();
@@ -285,7 +310,7 @@ int main(int argc, char **argv)
             return usage();
     }
     const int modes = do_selftest + do_info + (runs > 0) + (n_paths > 0);
-    if (modes != 1 || (n_paths > 0 && n_paths != 2))
+    if (modes != 1 || (n_paths > 0 && n_paths != 2) || (per_layer && runs == 0))
         return usage();
 
     runner r = {0};
@@ -301,7 +326,7 @@ int main(int argc, char **argv)
     else if (do_info)
         rc = info(&r);
     else if (runs > 0)
-        rc = bench(&r, runs, batch, setup_seconds);
+        rc = bench(&r, runs, batch, per_layer, setup_seconds);
     else
         rc = run_file(&r, paths[0], paths[1]);
     runner_close(&r);

@@ -349,7 +349,8 @@ static int read_logits(sc_clnet *net, float *logits, int n, char *err, size_t er
     return 0;
 }
 
-int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char *err, size_t err_len)
+int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, double *layer_seconds, char *err,
+                     size_t err_len)
 {
     const sc_model *m = net->model;
     if (n < 1 || n > net->max_batch) {
@@ -361,7 +362,7 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
                                                  NULL, NULL);
     if (check(status, "clEnqueueWriteBuffer", err, err_len))
         return -1;
-    if (net->network && n < m->vector_width) {        /* small batches: the whole network in one launch */
+    if (net->network && n < m->vector_width && !layer_seconds) {        /* small batches: the whole network in one launch */
         const cl_uint batch_arg = 3 + 4 * (cl_uint)m->n_layers;
         const size_t global = net->network_group;
         status = ARG(net->network, batch_arg, n);
@@ -399,8 +400,15 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, char
         const size_t group = layer->variant == SC_VARIANT_UNROLLED ? 1 : s->group;
         const size_t global[2] = {round_up(units, group), blocks};
         const size_t local[2] = {group, 1};
+        if (layer_seconds)
+            status |= net->cl.clFinish(net->queue);
+        const double t0 = sc_now();
         if (!status)
             status = net->cl.clEnqueueNDRangeKernel(net->queue, s->kernel, 2, NULL, global, local, 0, NULL, NULL);
+        if (layer_seconds) {
+            status |= net->cl.clFinish(net->queue);
+            layer_seconds[l] += sc_now() - t0;
+        }
         if (check(status, layer->name, err, err_len))
             return -1;
     }

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "sc_half.h"
+#include "sc_time.h"
 
 /* Column indices and values are stored as narrow as each layer allows. */
 static inline int32_t col_at(const sc_layer *l, int32_t e)
@@ -121,7 +122,7 @@ static void maxpool_forward(const sc_layer *l, const float *x, float *y, int n)
 }
 
 void sc_cpu_forward(const sc_model *m, const float *raw, float *logits, int n,
-                    float *scratch_a, float *scratch_b)
+                    float *scratch_a, float *scratch_b, double *layer_seconds)
 {
     const long count = (long)n * m->input_size;
     for (long i = 0; i < count; ++i)
@@ -130,12 +131,15 @@ void sc_cpu_forward(const sc_model *m, const float *raw, float *logits, int n,
     for (int l = 0; l < m->n_layers; ++l) {
         const sc_layer *layer = &m->layers[l];
         float *dest = (l == m->n_layers - 1) ? logits : out;
+        const double t0 = layer_seconds ? sc_now() : 0.0;
         if (layer->kind == SC_LAYER_CONV)
             conv_forward(layer, in, dest, n);
         else if (layer->kind == SC_LAYER_MAXPOOL)
             maxpool_forward(layer, in, dest, n);
         else
             csr_forward(layer, in, dest, n);
+        if (layer_seconds)
+            layer_seconds[l] += sc_now() - t0;
         out = in;
         in = dest;
     }

@@ -86,12 +86,32 @@ def cmd_sweep(args):
     print(f"results: {args.results}; table and plots: {args.markdown}")
 
 
+def _variant_spec(spec, model) -> dict:
+    """--variant: "csr" (every fully connected layer) or "fc1=csr,fc2=unrolled"."""
+    if not spec:
+        return {}
+    if "=" not in spec:
+        return {"*": spec}
+    names = {l.name for l in model.layers}
+    out = {}
+    for item in spec.split(","):
+        name, _, variant = item.partition("=")
+        if name not in names:
+            raise SparseclError(f"--variant: the model has no layer {name!r} (layers: {', '.join(sorted(names))})")
+        out[name] = variant
+    return out
+
+
 def cmd_generate(args):
     from sparsecl import modelfile
     from sparsecl.codegen.generate import write_bundle
     from sparsecl.codegen.plan import plan
     model = modelfile.load(args.model)
-    bundle_plan = plan(model, args.target, args.precision, golden_input=_golden_input(model))
+    variants = _variant_spec(args.variant, model)
+    if args.autotune:
+        from sparsecl.codegen.autotune import autotune
+        variants = {**autotune(model, args.target, args.precision, batch=args.autotune_batch), **variants}
+    bundle_plan = plan(model, args.target, args.precision, golden_input=_golden_input(model), variants=variants)
     manifest = write_bundle(bundle_plan, args.output)
     rows = [[l["name"], l["kind"], f"{l['in']}->{l['out']}", l["variant"], l["nnz"],
              f"{l['density']:.2%}" if l["variant"] != "pool" else "", l["bytes"]] for l in manifest["layers"]]
@@ -301,6 +321,14 @@ def parser() -> argparse.ArgumentParser:
                    help="bundle target (default: opencl)")
     g.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                    help="weight storage (default: fp32; fp16 halves the value bytes)")
+    g.add_argument("--variant", metavar="SPEC",
+                   help="kernel variant of the fully connected layers instead of the cost model's choice: "
+                        "csr, dense or unrolled for all, or per layer as fc1=csr,fc2=unrolled")
+    g.add_argument("--autotune", action="store_true",
+                   help="choose each layer's variant by timing all of them on this machine (builds and runs "
+                        "a bundle per variant; --variant still wins for the layers it names)")
+    g.add_argument("--autotune-batch", type=int, default=1, metavar="B",
+                   help="batch size the autotuning times (default: 1)")
     g.add_argument("-o", "--output", required=True, help="bundle folder")
     g.set_defaults(func=cmd_generate)
 

@@ -348,3 +348,15 @@ def test_fused_network_kernel_matches_the_per_layer_launches(small_model, tmp_pa
 
 def test_networks_with_convolutions_have_no_fused_kernel(small_cnn_model):
     assert not plan(small_cnn_model, "opencl").fused and not plan(small_cnn_model, "c").fused
+
+
+def test_autotune_times_every_variant_and_keeps_the_fastest(small_model):
+    from sparsecl.codegen.autotune import autotune
+    said = []
+    chosen = autotune(small_model, "c", runs=20, log=said.append)
+    assert set(chosen) == {"fc1", "fc2", "fc3"} and len(said) == 3
+    for variant, why in chosen.values():
+        times = dict(part.rsplit(" ", 2)[:2] for part in why.split(": ", 1)[1].split(", "))
+        assert set(times) == {"csr", "dense", "unrolled"}
+        assert float(times[variant]) == min(float(t) for t in times.values())
+    assert {l.variant for l in plan(small_model, "c", variants=chosen).layers} <= {"csr", "dense", "unrolled"}

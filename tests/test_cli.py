@@ -149,3 +149,17 @@ def test_bench_reports_every_implementation_side_by_side(tmp_path, small_model):
     assert {r["batch"] for r in rows} == {1, 256} and len({r["threads"] for r in rows}) == 2
     for r in rows:
         assert 0 < r["median_s"] <= r["p90_s"]
+
+
+def test_generate_variant_option(tmp_path, small_model):
+    small_model_file = tmp_path / "m.npz"
+    modelfile.save(small_model, small_model_file)
+    result = cli("generate", small_model_file, "--target", "c", "--variant", "fc1=dense,fc3=unrolled",
+                      "-o", tmp_path / "b")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    variants = [(l["variant"], l["why"]) for l in manifest["layers"]]
+    assert variants[0] == ("dense", "chosen by the user") and variants[2] == ("unrolled", "chosen by the user")
+    assert variants[1][1].startswith("cost model")
+    bad = cli("generate", small_model_file, "--variant", "fc9=csr", "-o", tmp_path / "c")
+    assert bad.returncode != 0 and "no layer 'fc9'" in bad.stderr
