@@ -122,6 +122,9 @@ def atomic_write(path, write) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # mkstemp's 0600 would hide the file from other users
     except OSError as e:
         raise SparseclError(f"cannot write {path}: {e.strerror}") from None
     try:

@@ -154,3 +154,12 @@ def test_unwritable_destinations_give_a_clear_error(small_model, tmp_path):
     with pytest.raises(SparseclError, match="cannot create|cannot write|not a folder"):
         write_bundle(plan(small_model, "c"), tmp_path / "file" / "bundle")
     assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_saved_files_follow_the_umask(small_model, tmp_path):
+    old = os.umask(0o027)
+    try:
+        modelfile.save(small_model, tmp_path / "m.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640
