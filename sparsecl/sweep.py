@@ -38,8 +38,8 @@ def method_overrides(method: str, setting: float, epochs: int) -> dict:
     """TrainConfig fields for one method; setting is lam for the l1 methods, a density for pruning."""
     retrain = epochs // 3
     table = {
-        "dense": dict(lam=0.0, epochs=epochs, debias_epochs=0),
-        "pruning": dict(lam=0.0, prune_to=setting, epochs=epochs - retrain, debias_epochs=retrain),
+        "dense": dict(lam=0.0, lam_warmup=0, epochs=epochs, debias_epochs=0),
+        "pruning": dict(lam=0.0, lam_warmup=0, prune_to=setting, epochs=epochs - retrain, debias_epochs=retrain),
         "subgradient": dict(lam=setting, l1="subgradient", epochs=epochs, debias_epochs=0),
         "prox": dict(lam=setting, epochs=epochs, debias_epochs=0),
         "prox-debias": dict(lam=setting, epochs=epochs - retrain, debias_epochs=retrain),
@@ -58,13 +58,20 @@ def grid(methods, lams, densities):
     return runs
 
 
-def setting_label(method, setting) -> str:
-    return "-" if method == "dense" else f"density={setting:g}" if method == "pruning" else f"lam={setting:g}"
+def setting_label(method, setting, config) -> str:
+    """The setting column: what varies within a method (an l1 warm-up is part of it)."""
+    if method == "dense":
+        return "-"
+    if method == "pruning":
+        return f"density={setting:g}"
+    return f"lam={setting:g}" + (f" warmup={config.lam_warmup}" if config.lam_warmup else "")
 
 
 def run_name(config, method, setting) -> str:
     """A file-name-safe name for one run."""
     raw = f"{config.dataset}-{config.arch}-{method}" + ("" if method == "dense" else f"-{setting:g}")
+    if config.lam_warmup and method not in ("dense", "pruning"):
+        raw += f"-warmup{config.lam_warmup}"
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", raw)
 
 
@@ -100,10 +107,11 @@ def result_row(model, method, setting, command, verify=False) -> dict:
     summary = model.training["summary"]
     bundle_plan = plan(model, "c")
     totals = manifest(bundle_plan)["totals"]
-    config = summary["config"]
+    from sparsecl.trainer.train import TrainConfig
+    config = TrainConfig.from_dict(summary["config"])
     return {
-        "arch": model.arch, "dataset": model.dataset, "method": method, "setting": setting_label(method, setting),
-        "epochs": config["epochs"] + config["debias_epochs"],
+        "arch": model.arch, "dataset": model.dataset, "method": method,
+        "setting": setting_label(method, setting, config), "epochs": config.epochs + config.debias_epochs,
         "test_error": f"{1 - summary['test_acc']:.4f}", "nonzeros": model.nnz, "params": model.params,
         "density": f"{model.nnz / model.params:.5f}", "compression": f"{model.params / max(model.nnz, 1):.1f}",
         "weight_bytes": totals["weight_bytes"],
@@ -160,7 +168,7 @@ def sweep(base, methods, lams, densities, epochs, results, models_dir, verify=Fa
         output = os.path.join(models_dir, f"{config.name}.npz")
         ckpt = os.path.join(models_dir, f"{config.name}.ckpt.npz")
         done = os.path.exists(output) and modelfile.load(output).training["summary"]["config"] == asdict(config)
-        log(f"[{index}/{len(runs)}] {method} {setting_label(method, setting)}: "
+        log(f"[{index}/{len(runs)}] {method} {setting_label(method, setting, config)}: "
             + ("finished earlier, reusing " + output if done else f"training -> {output}"))
         if done:
             model = modelfile.load(output)

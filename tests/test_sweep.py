@@ -61,3 +61,11 @@ def test_sweep_writes_rows_verifies_bundles_reuses_runs_and_keeps_the_notes(tmp_
     assert text.count("Our notes.") == 1 and text.count(sweep.MARKER) == 1
     assert "## mlp:16 on digits" in text and "--prune-to 0.3" in text
     assert (tmp_path / "plots" / "pareto-mlp-16-digits.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_l1_warmup_is_part_of_the_setting_and_the_run_name():
+    warm = TrainConfig(dataset="mnist", arch="mlp:300,100", lam_warmup=5)
+    assert sweep.setting_label("prox-debias", 0.005, warm) == "lam=0.005 warmup=5"
+    assert sweep.run_name(warm, "prox-debias", 0.005) == "mnist-mlp-300-100-prox-debias-0.005-warmup5"
+    assert sweep.setting_label("pruning", 0.05, warm) == "density=0.05"
+    assert sweep.run_name(warm, "dense", 0) == "mnist-mlp-300-100-dense"
