@@ -21,6 +21,7 @@ import io
 import os
 import re
 import shlex
+import tempfile
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -88,26 +89,26 @@ def train_command(config, output) -> str:
     return shlex.join(args + ["-o", output])
 
 
-def bundle_error(model, plan_) -> float:
-    """Test error of the built `c` bundle on the whole test split (the bundle, not the trainer)."""
-    import tempfile
+def bundle_error(model, bundle_plan) -> float:
+    """Test error of the built bundle on the whole test split (the bundle's own logits, not the trainer's)."""
     from sparsecl.codegen.generate import write_bundle
     from sparsecl.codegen.verify import build, run_infer
     from sparsecl.trainer import datasets
     data = datasets.load(model.dataset)
     with tempfile.TemporaryDirectory(prefix="sparsecl-sweep-") as tmp:
-        write_bundle(plan_, os.path.join(tmp, "b"))
+        write_bundle(bundle_plan, os.path.join(tmp, "b"))
         logits = run_infer(build(os.path.join(tmp, "b")), data.x_test)
     return float(np.mean(logits.argmax(1) != data.y_test))
 
 
 def result_row(model, method, setting, command, verify=False) -> dict:
+    """One row of the results table; weight bytes are those of the model's `c` bundle."""
     from sparsecl.codegen.generate import manifest
     from sparsecl.codegen.plan import plan
+    from sparsecl.trainer.train import TrainConfig
     summary = model.training["summary"]
     bundle_plan = plan(model, "c")
     totals = manifest(bundle_plan)["totals"]
-    from sparsecl.trainer.train import TrainConfig
     config = TrainConfig.from_dict(summary["config"])
     return {
         "arch": model.arch, "dataset": model.dataset, "method": method,
