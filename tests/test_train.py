@@ -139,3 +139,12 @@ def test_bad_method_settings_are_refused(bad, message):
     from sparsecl import SparseclError
     with pytest.raises(SparseclError, match=message):
         quick(**bad)
+
+
+def test_a_collapse_to_chance_level_is_reported():
+    said = []
+    train(TrainConfig(arch="mlp:32", epochs=3, debias_epochs=0, lr=5.0), log=said.append)
+    assert any("chance level" in s and "--lr" in s for s in said)
+    said.clear()
+    train(TrainConfig(arch="mlp:32", epochs=3, debias_epochs=0), log=said.append)
+    assert not any("chance level" in s for s in said)
