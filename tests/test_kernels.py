@@ -224,3 +224,26 @@ def test_dense_masked_step_keeps_the_support(cl_env):
     got = layer.values.get()
     assert np.all(got[mask == 0] == 0)
     np.testing.assert_allclose(got[mask == 1], (w - F32(0.1) * layer.dvalues.get())[mask == 1], rtol=1e-6)
+
+
+def test_one_launch_steps_every_array_like_separate_ones(cl_env, programs):
+    _, queue = cl_env
+    rng = np.random.default_rng(6)
+    sizes, thresholds, l1_grads = [1000, 3, 300, 257], [0.05, 0.0, 0.0, 0.01], [0.0, 0.0, 0.2, 0.0]
+    kernel = programs.kernels("train.cl.j2", ["sgd_all"], classes=10, width=16, height=4, cols=4,
+                              arrays=len(sizes))["sgd_all"]
+    args, want, devices, groups = [], [], [], 0
+    lr, momentum = F32(0.1), F32(0.9)
+    for n, t, l1 in zip(sizes, thresholds, l1_grads):
+        w, g, v = (rng.standard_normal(n).astype(F32) for _ in range(3))
+        vr = momentum * v + g + F32(l1) * np.sign(w)
+        u = w - lr * vr
+        want.append((np.where(np.abs(u) > t, u - np.sign(u) * F32(t), 0), vr))
+        arrays = [cla.to_device(queue, a) for a in (w, g, v)]
+        devices.append(arrays)
+        args += [a.data for a in arrays] + [np.int32(n), F32(t), F32(l1), np.int32(groups)]
+        groups += -(-n // 256)
+    kernel(queue, (groups * 256,), (256,), *args, lr, momentum)
+    for (w_ref, v_ref), (w_dev, _, v_dev) in zip(want, devices):
+        np.testing.assert_allclose(w_dev.get(), w_ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(v_dev.get(), v_ref, rtol=1e-5, atol=1e-6)

@@ -45,7 +45,7 @@ class EpochRunner:
                    self.correct.data, np.int32(b), np.int32(0))
             net.backward(self.dlogits, self.x, b)
             net.step(lr, momentum, lam, proximal)
-        gather, loss = plan[0][0], next(kernel for kernel, _, _ in plan if kernel.function_name == "softmax_xent")
+        gather, loss = plan[0][0], next(kernel for kernel, *_ in plan if kernel.function_name == "softmax_xent")
         for step in range(self.steps):
             gather.set_arg(6, np.int32(step * b))   # the batch's first position in perm
             loss.set_arg(6, np.int32(step * b))     # and in the epoch's loss buffers

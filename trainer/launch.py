@@ -15,13 +15,13 @@ class Launcher:
         self.queue = queue
         self._recording = None
 
-    def __call__(self, kernel, shape, *args):
+    def __call__(self, kernel, shape, *args, local=None):
         if self._recording is None:
-            kernel(self.queue, shape, None, *args)
+            kernel(self.queue, shape, local, *args)
         else:
             bound = cl.Kernel(kernel.program, kernel.function_name)
             bound.set_args(*args)
-            self._recording.append((bound, shape, args))   # args kept: buffers must outlive the kernel
+            self._recording.append((bound, shape, local, args))   # args kept: buffers must outlive the kernel
 
     @contextmanager
     def record(self):
@@ -33,5 +33,5 @@ class Launcher:
             self._recording = None
 
     def replay(self, launches):
-        for kernel, shape, _args in launches:
-            cl.enqueue_nd_range_kernel(self.queue, kernel, shape, None)
+        for kernel, shape, local, _args in launches:
+            cl.enqueue_nd_range_kernel(self.queue, kernel, shape, local)

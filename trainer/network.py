@@ -8,6 +8,7 @@ from pyopencl.reduction import ReductionKernel
 from sparsecl.trainer.launch import Launcher
 from sparsecl.trainer.layers import CsrLayer, DenseLayer, PoolLayer
 from sparsecl.trainer.programs import ProgramCache
+from sparsecl.tiling import blocks
 
 
 class Network:
@@ -33,9 +34,10 @@ class Network:
         self._x = cla.empty(queue, (self.n_in, self.capacity), np.float32)
         image = input_shape is not None and len(input_shape) >= 2
         height, cols = input_shape[-2:] if image else (1, self.n_in)
+        self._train_params = dict(classes=classes, width=self.n_in, height=height, cols=cols)
         self.shared = self.programs.kernels("train.cl.j2", ["gather_batch", "softmax_xent", "bias_grad",
-                                                             "sgd_prox", "apply_mask"],
-                                            classes=classes, width=self.n_in, height=height, cols=cols)
+                                                             "sgd_prox", "apply_mask"], **self._train_params)
+        self._sgd_all = {}
         self._count_nonzero = ReductionKernel(context, np.int32, neutral="0", reduce_expr="a+b",
                                               map_expr="x[i] != 0.0f ? 1 : 0",
                                               arguments="__global const float *x")
@@ -87,17 +89,24 @@ class Network:
                                 need_dx=below is not None, mask_relu=bool(below and below.relu))
 
     def step(self, lr, momentum, lam, proximal=True):
-        """SGD with momentum on every parameter; the l1 term on the weights goes through the proximal
-        operator (or, with proximal=False, into the gradient as a subgradient), then the mask of a dense
-        masked layer applies. A plain function of (weights, gradients, state) on the device, so an
-        all-reduce of the gradients could sit right before it."""
+        """SGD with momentum on every parameter, all arrays in one launch; the l1 term on the weights goes
+        through the proximal operator (or, with proximal=False, into the gradient as a subgradient), then
+        the mask of a dense masked layer applies. A plain function of (weights, gradients, state) on the
+        device, so an all-reduce of the gradients could sit right before it."""
+        arrays = [(values, grad, velocity, lam if is_weight else 0.0)
+                  for layer in self.layers for values, grad, velocity, is_weight in layer.parameters()]
+        if len(arrays) not in self._sgd_all:
+            self._sgd_all[len(arrays)] = self.programs.kernels("train.cl.j2", ["sgd_all"], arrays=len(arrays),
+                                                               **self._train_params)["sgd_all"]
+        args, groups = [], 0
+        for values, grad, velocity, l1 in arrays:
+            threshold, l1_grad = (lr * l1, 0.0) if proximal else (0.0, l1)
+            args += [values.data, grad.data, velocity.data, np.int32(values.size), np.float32(threshold),
+                     np.float32(l1_grad), np.int32(groups)]
+            groups += blocks(values.size, 256)
+        self.launch(self._sgd_all[len(arrays)], (groups * 256,), *args, np.float32(lr), np.float32(momentum),
+                    local=(256,))
         for layer in self.layers:
-            for values, grad, velocity, is_weight in layer.parameters():
-                l1 = lam if is_weight else 0.0
-                threshold, l1_grad = (lr * l1, 0.0) if proximal else (0.0, l1)
-                self.launch(self.shared["sgd_prox"], (values.size,), values.data, grad.data, velocity.data,
-                            np.int32(values.size), np.float32(lr), np.float32(momentum), np.float32(threshold),
-                            np.float32(l1_grad))
             if getattr(layer, "mask", None) is not None:
                 self.launch(self.shared["apply_mask"], (layer.values.size,), layer.values.data, layer.mask.data,
                             np.int32(layer.values.size))
