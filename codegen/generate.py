@@ -46,7 +46,8 @@ def kernel_source(plan: BundlePlan) -> str:
                                 ow=c["ow"], training=False, vw=plan.vector_width))
     if plan.fused:
         parts.append(render("kernels/network.cl.j2", n_in=plan.input_size, layers=[
-            dict(p=l.ident, variant=l.variant, n_out=l.n_out, index_type=l.index_type, value_type=l.value_type)
+            dict(p=l.ident, variant=l.variant, n_out=l.n_out,
+                 **({} if l.kind == "pool" else dict(index_type=l.index_type, value_type=l.value_type)))
             for l in plan.layers]))
     return "\n".join(parts)
 

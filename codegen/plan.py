@@ -171,9 +171,9 @@ class BundlePlan:
 
     @property
     def fused(self) -> bool:
-        """OpenCL bundles of fully connected networks also carry the whole network as one kernel, which
-        the runtime launches for batches below vector_width (one launch instead of one per layer)."""
-        return self.target.opencl and all(l.kind == "csr" for l in self.layers)
+        """OpenCL bundles also carry the whole network as one kernel, which the runtime launches for
+        batches below vector_width (one launch instead of one per layer)."""
+        return self.target.opencl
 
 
 def choose_variant(layer: LayerPlan):

@@ -242,7 +242,7 @@ static int build(sc_clnet *net, cl_device_id device, char *err, size_t err_len)
     return 0;
 }
 
-/* The fused kernel's arguments are fixed but for the batch: raw, both activation buffers, then each
+/* The fused kernel's arguments are fixed but for the batch: raw, both activation buffers, then each weight
  * layer's rowptr, cols, vals and bias. */
 static int set_network_args(sc_clnet *net, cl_device_id device, char *err, size_t err_len)
 {
@@ -257,6 +257,8 @@ static int set_network_args(sc_clnet *net, cl_device_id device, char *err, size_
         status |= net->cl.clSetKernelArg(net->network, arg++, sizeof(cl_mem), &net->act[i]);
     for (int l = 0; l < net->model->n_layers; ++l) {
         const layer_state *s = &net->layers[l];
+        if (net->model->layers[l].kind == SC_LAYER_MAXPOOL)
+            continue;
         const cl_mem mems[] = {s->rowptr, s->cols, s->vals, s->bias};
         for (size_t i = 0; i < 4; ++i)
             status |= net->cl.clSetKernelArg(net->network, arg++, sizeof(cl_mem), &mems[i]);
@@ -363,7 +365,9 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, doub
     if (check(status, "clEnqueueWriteBuffer", err, err_len))
         return -1;
     if (net->network && n < m->vector_width && !layer_seconds) {        /* small batches: the whole network in one launch */
-        const cl_uint batch_arg = 3 + 4 * (cl_uint)m->n_layers;
+        cl_uint batch_arg = 3;      /* after raw, a, b and four buffers per weight layer */
+        for (int l = 0; l < m->n_layers; ++l)
+            batch_arg += m->layers[l].kind == SC_LAYER_MAXPOOL ? 0 : 4;
         const size_t global = net->network_group;
         status = ARG(net->network, batch_arg, n);
         if (!status)

@@ -50,7 +50,7 @@ typedef struct {
     const sc_layer *layers;
     const char *kernel_source;   /* OpenCL C source, or NULL for the plain C target */
     int fused;                   /* the source also has `network`: every layer in one launch, used for
-                                    batches below vector_width (fully connected networks) */
+                                    batches below vector_width */
     int vector_width;            /* samples per work-item in the kernels (activations are feature-major) */
     int golden_count;            /* samples for --selftest */
     const float *golden_input;   /* golden_count x input_size raw values */

@@ -346,8 +346,23 @@ def test_fused_network_kernel_matches_the_per_layer_launches(small_model, tmp_pa
         np.testing.assert_array_equal(outs["1"], outs["0"])
 
 
-def test_networks_with_convolutions_have_no_fused_kernel(small_cnn_model):
-    assert not plan(small_cnn_model, "opencl").fused and not plan(small_cnn_model, "c").fused
+@pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL platform")
+def test_fused_network_kernel_with_convolutions_and_pooling(small_cnn_model, tmp_path):
+    assert not plan(small_cnn_model, "c").fused
+    path = tmp_path / "b"
+    write_bundle(plan(small_cnn_model, "opencl"), path)
+    assert run(["make", "-C", str(path), *STRICT]).returncode == 0
+    for batch in (1, 5):
+        raw = np.random.default_rng(batch).integers(0, 17, (batch, 8, 8)).astype(np.float32)
+        np.save(tmp_path / "in.npy", raw)
+        outs = {}
+        for fused in ("1", "0"):
+            result = run([str(path / "infer"), str(tmp_path / "in.npy"), str(tmp_path / f"{fused}.npy")],
+                         env={**os.environ, "SPARSECL_FUSED": fused})
+            assert result.returncode == 0 and "plain C" not in result.stderr, result.stderr
+            outs[fused] = np.load(tmp_path / f"{fused}.npy")
+        np.testing.assert_allclose(outs["1"], reference.logits(small_cnn_model, raw), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(outs["1"], outs["0"])
 
 
 def test_autotune_times_every_variant_and_keeps_the_fastest(small_model):
