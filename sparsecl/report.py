@@ -123,19 +123,34 @@ def bytes_plot(sizes, name, path):
     _save(fig, path)
 
 
+# The same colour for a method in every plot.
+COLORS = {"prox-debias": "tab:blue", "prox-debias + l1 warm-up": "tab:cyan", "prox": "tab:green",
+          "pruning": "tab:red", "subgradient": "tab:purple", "dense": "tab:gray"}
+
+
 def pareto_plot(rows, path, title=""):
-    """Test error against nonzeros from results rows (see sparsecl.sweep): every run as a point, each
-    method's own Pareto front as a line."""
+    """Test error against nonzeros from results rows (see sparsecl.sweep), both on log scales: every run
+    as a point, each method's own Pareto front as a line (runs with an l1 warm-up form their own series)."""
     from sparsecl.sweep import pareto
     plt = _plt()
+
+    def series(row):
+        return row["method"] + (" + l1 warm-up" if "warmup=" in row["setting"] else "")
+
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for method in sorted({r["method"] for r in rows}, key=lambda m: (m != "prox-debias", m)):
-        runs = [r for r in rows if r["method"] == method]
+    for name in sorted({series(r) for r in rows}, key=lambda m: (not m.startswith("prox-debias"), m)):
+        runs = [r for r in rows if series(r) == name]
         points = sorted((int(r["nonzeros"]), 100 * float(r["test_error"])) for r in runs)
         front = sorted((int(r["nonzeros"]), 100 * float(r["test_error"])) for r in pareto(runs))
-        line, = ax.plot(*zip(*front), marker="o", label=method, linewidth=2 if method == "prox-debias" else 1)
+        color = COLORS.get(name, None)
+        line, = ax.plot(*zip(*front), marker="o", label=name, color=color,
+                        linewidth=2 if name.startswith("prox-debias") else 1)
         ax.plot(*zip(*points), marker="o", linestyle="none", color=line.get_color(), alpha=0.4)
     ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.set_xlabel("nonzero weights")
     ax.set_ylabel("test error (%)")
     ax.grid(alpha=0.3, which="both")
