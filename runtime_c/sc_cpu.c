@@ -85,25 +85,38 @@ static void csr_forward(const sc_layer *l, const float *x, float *y, int n)
         (half ? csr_i32_f16 : csr_i32_f32)(l, x, y, n);
 }
 
+/* Each tap (a nonzero of a filter) is decoded once and applied at every output position it reaches, over
+ * contiguous rows. Every output still sums its bias and then the filter's taps in order, skipping those
+ * that fall into the padding, exactly as the conv kernel does. */
 static void conv_forward(const sc_layer *l, const float *x, float *y, int n)
 {
-    const int kk = l->k * l->k;
+    const int kk = l->k * l->k, plane = l->oh * l->ow;
     for (int b = 0; b < n; ++b) {
         const float *xb = x + (long)b * l->n_in;
         float *yb = y + (long)b * l->n_out;
-        for (int co = 0; co < l->c_out; ++co)
-            for (int oy = 0; oy < l->oh; ++oy)
-                for (int ox = 0; ox < l->ow; ++ox) {
-                    float acc = l->bias[co];
-                    for (int32_t e = l->rowptr[co]; e < l->rowptr[co + 1]; ++e) {
-                        const int col = col_at(l, e);
-                        const int iy = oy + (col % kk) / l->k - l->pad, ix = ox + col % l->k - l->pad;
-                        if (iy < 0 || iy >= l->h || ix < 0 || ix >= l->w)
-                            continue;
-                        acc += val_at(l, e) * xb[(col / kk) * l->h * l->w + iy * l->w + ix];
-                    }
-                    yb[(co * l->oh + oy) * l->ow + ox] = (l->relu && acc < 0.0f) ? 0.0f : acc;
+        for (int co = 0; co < l->c_out; ++co) {
+            float *out = yb + co * plane;
+            for (int p = 0; p < plane; ++p)
+                out[p] = l->bias[co];
+            for (int32_t e = l->rowptr[co]; e < l->rowptr[co + 1]; ++e) {
+                const int col = col_at(l, e), ky = (col % kk) / l->k, kx = col % l->k;
+                const float v = val_at(l, e);
+                const float *xc = xb + (col / kk) * l->h * l->w;
+                /* output positions whose input (oy + ky - pad, ox + kx - pad) lies inside the image */
+                const int oy0 = ky < l->pad ? l->pad - ky : 0, ox0 = kx < l->pad ? l->pad - kx : 0;
+                const int oy1 = l->h + l->pad - ky < l->oh ? l->h + l->pad - ky : l->oh;
+                const int ox1 = l->w + l->pad - kx < l->ow ? l->w + l->pad - kx : l->ow;
+                for (int oy = oy0; oy < oy1; ++oy) {
+                    const float *xr = xc + (oy + ky - l->pad) * l->w + kx - l->pad;
+                    float *orow = out + oy * l->ow;
+                    for (int ox = ox0; ox < ox1; ++ox)
+                        orow[ox] += v * xr[ox];
                 }
+            }
+            if (l->relu)
+                for (int p = 0; p < plane; ++p)
+                    out[p] = out[p] < 0.0f ? 0.0f : out[p];
+        }
     }
 }
 
