@@ -325,34 +325,12 @@ def test_every_variant_computes_the_same_logits(small_model, tmp_path, precision
         np.testing.assert_array_equal(outputs["c", variant], outputs["c", "csr"])
 
 
-@pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL platform")
-@pytest.mark.parametrize("variant", ["csr", "dense", "unrolled"])
-def test_fused_network_kernel_matches_the_per_layer_launches(small_model, tmp_path, variant):
+def check_fused_against_per_layer(model, bundle_plan, tmp_path, batches):
+    """The one-launch kernel (SPARSECL_FUSED=1) against per-layer launches: the same logits, bit for bit."""
     path = tmp_path / "b"
-    manifest = write_bundle(plan(small_model, "opencl", variants={"*": variant}), path)
-    assert manifest["fused_below_batch"] == 8
-    assert "__kernel void network(" in (path / "kernels.cl").read_text()
+    write_bundle(bundle_plan, path)
     assert run(["make", "-C", str(path), *STRICT]).returncode == 0
-    for batch in (1, 3, 7):
-        raw = np.random.default_rng(batch).integers(0, 17, (batch, 64)).astype(np.float32)
-        np.save(tmp_path / "in.npy", raw)
-        outs = {}
-        for fused in ("1", "0"):
-            result = run([str(path / "infer"), str(tmp_path / "in.npy"), str(tmp_path / f"{fused}.npy")],
-                         env={**os.environ, "SPARSECL_FUSED": fused})
-            assert result.returncode == 0 and "plain C" not in result.stderr, result.stderr
-            outs[fused] = np.load(tmp_path / f"{fused}.npy")
-        np.testing.assert_allclose(outs["1"], reference.logits(small_model, raw), rtol=1e-5, atol=1e-5)
-        np.testing.assert_array_equal(outs["1"], outs["0"])
-
-
-@pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL platform")
-def test_fused_network_kernel_with_convolutions_and_pooling(small_cnn_model, tmp_path):
-    assert not plan(small_cnn_model, "c").fused
-    path = tmp_path / "b"
-    write_bundle(plan(small_cnn_model, "opencl"), path)
-    assert run(["make", "-C", str(path), *STRICT]).returncode == 0
-    for batch in (1, 5):
+    for batch in batches:
         raw = np.random.default_rng(batch).integers(0, 17, (batch, 8, 8)).astype(np.float32)
         np.save(tmp_path / "in.npy", raw)
         outs = {}
@@ -361,8 +339,24 @@ def test_fused_network_kernel_with_convolutions_and_pooling(small_cnn_model, tmp
                          env={**os.environ, "SPARSECL_FUSED": fused})
             assert result.returncode == 0 and "plain C" not in result.stderr, result.stderr
             outs[fused] = np.load(tmp_path / f"{fused}.npy")
-        np.testing.assert_allclose(outs["1"], reference.logits(small_cnn_model, raw), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(outs["1"], reference.logits(model, raw), rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(outs["1"], outs["0"])
+    return path
+
+
+@pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL platform")
+@pytest.mark.parametrize("variant", ["csr", "dense", "unrolled"])
+def test_fused_network_kernel_matches_the_per_layer_launches(small_model, tmp_path, variant):
+    bundle_plan = plan(small_model, "opencl", variants={"*": variant})
+    path = check_fused_against_per_layer(small_model, bundle_plan, tmp_path, (1, 3, 7))
+    assert json.loads((path / "manifest.json").read_text())["fused_below_batch"] == 8
+    assert "__kernel void network(" in (path / "kernels.cl").read_text()
+
+
+@pytest.mark.skipif(not HAS_OPENCL, reason="no OpenCL platform")
+def test_fused_network_kernel_with_convolutions_and_pooling(small_cnn_model, tmp_path):
+    assert not plan(small_cnn_model, "c").fused
+    check_fused_against_per_layer(small_cnn_model, plan(small_cnn_model, "opencl"), tmp_path, (1, 5))
 
 
 def test_autotune_times_every_variant_and_keeps_the_fastest(small_model):
