@@ -125,7 +125,8 @@ def bytes_plot(sizes, name, path):
 
 # The same colour for a method in every plot.
 COLORS = {"prox-debias": "tab:blue", "prox-debias + l1 warm-up": "tab:cyan", "prox": "tab:green",
-          "pruning": "tab:red", "subgradient": "tab:purple", "dense": "tab:gray"}
+          "prox + l1 warm-up": "tab:olive", "pruning": "tab:red", "subgradient": "tab:purple",
+          "dense": "tab:gray"}
 
 
 def pareto_plot(rows, path, title=""):
