@@ -380,8 +380,8 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, doub
     /* Activations are feature-major on the device: preprocess transposes, and so does the read-back. */
     status = ARG(net->preprocess, 0, net->raw) | ARG(net->preprocess, 1, net->act[0]) |
              ARG(net->preprocess, 2, n);
-    /* 2-D groups of 8 samples: the transposing reads and writes both stay close (2.2x faster at batch 256
-     * on PoCL than groups along the features only). */
+    /* 2-D groups of 8 samples: the transposing reads and writes both stay close (groups along the features
+     * only took about twice as long at batch 256 on PoCL). */
     const size_t ty = n >= 8 && net->preprocess_group >= 8 ? 8 : 1, tx = net->preprocess_group / ty;
     const size_t pre_global[2] = {round_up((size_t)m->input_size, tx), round_up((size_t)n, ty)};
     const size_t pre_local[2] = {tx, ty};

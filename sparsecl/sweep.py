@@ -168,12 +168,11 @@ def sweep(base, methods, lams, densities, epochs, results, models_dir, verify=Fa
         config.validate()
         output = os.path.join(models_dir, f"{config.name}.npz")
         ckpt = os.path.join(models_dir, f"{config.name}.ckpt.npz")
-        done = os.path.exists(output) and modelfile.load(output).training["summary"]["config"] == asdict(config)
+        model = modelfile.load(output) if os.path.exists(output) else None
+        done = model is not None and model.training["summary"]["config"] == asdict(config)
         log(f"[{index}/{len(runs)}] {method} {setting_label(method, setting, config)}: "
             + ("finished earlier, reusing " + output if done else f"training -> {output}"))
-        if done:
-            model = modelfile.load(output)
-        else:
+        if not done:
             resume = ckpt if os.path.exists(ckpt) and checkpoint.load(ckpt).config == asdict(config) else None
             model = train(None if resume else config, device=device, log=log, checkpoint_path=ckpt, resume=resume)
             modelfile.save(model, output)

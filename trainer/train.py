@@ -155,7 +155,6 @@ def train(config: TrainConfig = None, device=None, progress=True, log=print, che
     elapsed_before, started = (state.elapsed if state else 0.0), time.perf_counter()
 
     budgets = (config.epochs, config.debias_epochs)
-    warned_chance = False
     for phase_index in range(start_phase, len(PHASES)):
         phase, epochs = PHASES[phase_index], budgets[phase_index]
         first = start_epoch if phase_index == start_phase else 0
@@ -176,9 +175,8 @@ def train(config: TrainConfig = None, device=None, progress=True, log=print, che
                 if not np.isfinite(loss):
                     raise SparseclError(f"training diverged in {phase} epoch {epoch + 1} (loss {loss}); "
                                         "lower --lr or --lam")
-                if train_acc < 1.5 / data.classes and len(history) == 1 and not warned_chance:
+                if train_acc < 1.5 / data.classes and len(history) == 1:    # said once: after the 2nd epoch
                     # a finite loss stuck at log(classes): the network collapsed (seen with too high a rate)
-                    warned_chance = True
                     log(f"warning: training accuracy {train_acc:.3f} after two epochs is at chance level; "
                         "the learning rate (--lr) or l1 strength (--lam) may be too high")
                 if phase == "l1" and prune_density(config, epoch):
