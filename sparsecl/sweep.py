@@ -11,8 +11,9 @@ kernels, data, augmentation and learning rate as ours:
 
 The methods with a final retraining spend a third of the budget on it. Each run leaves its model file
 (and, while it runs, a checkpoint) in the models folder; a sweep started again reuses finished models
-and resumes interrupted ones, so nothing is trained twice. Results go to a CSV table, one row per
-(arch, dataset, method, setting), which renders into Markdown with a Pareto plot per architecture and
+and resumes interrupted ones, so nothing is trained twice (a model is reused only when its whole
+training configuration matches: give another epoch budget its own models folder). Results go to a CSV table, one row per
+(arch, dataset, method, setting, epochs), which renders into Markdown with a Pareto plot per architecture and
 data set.
 """
 
@@ -142,10 +143,11 @@ def write_results(path, rows) -> None:
 
 
 def merge(rows, new) -> list:
-    """rows with `new` replacing the row of the same run (arch, dataset, method, setting)."""
-    key = (new["arch"], new["dataset"], new["method"], new["setting"])
-    kept = [r for r in rows if (r["arch"], r["dataset"], r["method"], r["setting"]) != key]
-    return kept + [new]
+    """rows with `new` replacing the row of the same run: arch, dataset, method, setting and epoch budget
+    (a longer budget adds rows beside the shorter one's)."""
+    def key(row):
+        return tuple(str(row[k]) for k in ("arch", "dataset", "method", "setting", "epochs"))
+    return [r for r in rows if key(r) != key(new)] + [new]
 
 
 def pareto(rows) -> list:

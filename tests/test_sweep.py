@@ -69,3 +69,10 @@ def test_an_l1_warmup_is_part_of_the_setting_and_the_run_name():
     assert sweep.run_name(warm, "prox-debias", 0.005) == "mnist-mlp-300-100-prox-debias-0.005-warmup5"
     assert sweep.setting_label("pruning", 0.05, warm) == "density=0.05"
     assert sweep.run_name(warm, "dense", 0) == "mnist-mlp-300-100-dense"
+
+
+def test_a_longer_budget_adds_a_row_and_the_same_run_replaces_its_row():
+    row = dict(arch="lenet-5", dataset="mnist", method="prox", setting="lam=0.002", epochs="20", test_error="0.01")
+    longer = dict(row, epochs=40, test_error="0.009")
+    rows = sweep.merge(sweep.merge([row], longer), dict(longer, test_error="0.008"))
+    assert [(str(r["epochs"]), r["test_error"]) for r in rows] == [("20", "0.01"), ("40", "0.008")]
