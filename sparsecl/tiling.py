@@ -7,6 +7,7 @@ weights in the weight gradient, keep the accumulators in registers.
 
 VECTOR = 8
 DENSE = {"vw": VECTOR, "nv": 2, "tm": 4, "to": 2, "tj": 4}
+CONV = {"vw": VECTOR, "nv": 2, "tm": 4, "to": 2}    # dense convolutions: as DENSE, a filter row per weight block
 
 
 def blocks(count: int, size: int) -> int:

@@ -16,9 +16,9 @@ layers = [("c1", c1, w(c1), np.zeros(2, np.float32), True), ("p1", p1, None, Non
 context, queue, info = create_context()
 print(info.platform)
 masks = [None, None, None, (rng.random(fc.weight_shape) < 0.5).astype(np.float32)]
-net = Network(context, queue, layers, 4, {"mean": 1.0, "scale": 0.5}, 11, masks=masks, input_shape=(6, 6))
-x = rng.integers(0, 4, (11, 6, 6)).astype(np.float32); y = rng.integers(0, 4, 11).astype(np.int32)
-runner = EpochRunner(net, x, y, (6, 6), 11, augment=1)
+net = Network(context, queue, layers, 4, {"mean": 1.0, "scale": 0.5}, 21, masks=masks, input_shape=(6, 6))
+x = rng.integers(0, 4, (21, 6, 6)).astype(np.float32); y = rng.integers(0, 4, 21).astype(np.int32)
+runner = EpochRunner(net, x, y, (6, 6), 21, augment=1)  # a block of 16 samples and a tail
 print(runner.run(0, 0, 0.1, 0.9, 0.01))
 net.to_csr(); net.compact()
 print(runner.run(1, 0, 0.1, 0.9, 0.0))

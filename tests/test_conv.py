@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from sparsecl import reference
 from sparsecl.geometry import Conv2d, Dense, MaxPool2d
 from sparsecl.modelfile import Layer, to_csr
+from sparsecl.trainer.launch import Launcher
+from sparsecl.trainer.layers import CsrLayer, DenseLayer
 from sparsecl.trainer.network import Network
 
 from conftest import needs_opencl
@@ -97,6 +99,53 @@ def test_cnn_forward_and_gradients(cl_env, padding, form):
         dbias = layer.dbias.get()
         for i in range(len(p64[b_index])):
             assert dbias[i] == pytest.approx(fd(p64[b_index], i), rel=2e-3, abs=2e-5)
+
+
+def conv_operator(geometry, weights):
+    """The (n_out, n_in) matrix of a convolution without bias, by the reference applied to unit images."""
+    return reference.conv2d(np.eye(geometry.n_in), sp.csr_matrix(weights), np.zeros(geometry.out_channels),
+                            geometry).T
+
+
+@pytest.mark.parametrize("form", ["dense", "csr"])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("shape", [(3, 7, 6, 5, 3), (1, 9, 9, 4, 5)])   # c_in, h, w, c_out, k
+@pytest.mark.parametrize("batch", [5, 37])    # a partial vector block only; full blocks and a tail
+def test_conv_layer_forward_input_and_weight_gradients_match_numpy(cl_env, programs, form, padding, shape, batch):
+    """Every kernel of a convolution layer against the convolution as a matrix: y = M x + b (ReLU),
+    dx = M^T dy masked where x <= 0, dW[e] = dy . (M_e x) for the unit filter e."""
+    _, queue = cl_env
+    c_in, h, w, c_out, k = shape
+    geometry = Conv2d((c_in, h, w), c_out, k, padding)
+    rng = np.random.default_rng(batch + k)
+    weights = rng.standard_normal(geometry.weight_shape).astype(np.float32)
+    weights[rng.random(weights.shape) < 0.4] = 0
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    x = rng.standard_normal((batch, geometry.n_in)).astype(np.float32)
+    x[x < -0.5] = 0
+    dy = rng.standard_normal((batch, geometry.n_out)).astype(np.float32)
+    layer = (CsrLayer(Launcher(queue), programs, "c", geometry, to_csr(weights), bias, True, batch + 2)
+             if form == "csr" else DenseLayer(Launcher(queue), programs, "c", geometry, weights, bias, True, batch + 2))
+    m = conv_operator(geometry, weights)
+
+    x_dev = cla.to_device(queue, np.ascontiguousarray(x.T))
+    y = layer.forward(x_dev, batch).get().ravel()[:geometry.n_out * batch].reshape(-1, batch).T
+    np.testing.assert_allclose(y, np.maximum(x @ m.T + np.repeat(bias, geometry.positions), 0), rtol=1e-4, atol=1e-4)
+
+    bias_grad = programs.kernels("train.cl.j2", ["bias_grad"], classes=2, width=1, height=1, cols=1)["bias_grad"]
+    dx = layer.backward(cla.to_device(queue, np.ascontiguousarray(dy.T)), x_dev, batch, bias_grad, need_dx=True,
+                        mask_relu=True)
+    dx = dx.get().ravel()[:geometry.n_in * batch].reshape(-1, batch).T
+    np.testing.assert_allclose(dx, (dy @ m) * (x > 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.dbias.get(), dy.reshape(batch, c_out, -1).sum((0, 2)), rtol=1e-4, atol=1e-4)
+    units = np.eye(weights.size, dtype=np.float32).reshape(weights.size, *weights.shape)
+    dw = np.array([np.sum(dy * (x @ conv_operator(geometry, unit).T)) for unit in units]).reshape(weights.shape)
+    if form == "csr":
+        got = sp.csr_matrix((layer.dvalues.get()[:layer.nnz], layer.index.cols, layer.index.rowptr),
+                            shape=weights.shape).toarray()
+        np.testing.assert_allclose(got, dw * (weights != 0), rtol=1e-4, atol=1e-4)
+    else:
+        np.testing.assert_allclose(layer.dvalues.get().reshape(weights.shape), dw, rtol=1e-4, atol=1e-4)
 
 
 def test_pool_gradient_goes_to_the_first_maximum(cl_env):

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from sparsecl.geometry import Conv2d, Dense
 from sparsecl.modelfile import to_csr
-from sparsecl.tiling import DENSE, VECTOR, blocks
+from sparsecl.tiling import CONV, DENSE, VECTOR, blocks
 from sparsecl.trainer.csr import CsrIndex
 
 _F32 = np.float32
@@ -30,8 +30,11 @@ def kernel_params(geometry, relu, form, training):
     if isinstance(geometry, Conv2d):
         c, h, w = geometry.in_shape
         c_out, oh, ow = geometry.out_shape
-        return "conv.cl.j2", dict(c_in=c, h=h, w=w, c_out=c_out, oh=oh, ow=ow, k=geometry.kernel, pad=geometry.pad,
-                                  form=form, relu=relu, training=training, vw=VECTOR)
+        shape = dict(c_in=c, h=h, w=w, c_out=c_out, oh=oh, ow=ow, k=geometry.kernel, pad=geometry.pad, relu=relu,
+                     training=training)
+        if form == "csr":
+            return "conv.cl.j2", dict(shape, form=form, vw=VECTOR)
+        return "conv_dense.cl.j2", dict(shape, **CONV)
     if form == "csr":
         return "csr.cl.j2", dict(n_in=geometry.n_in, n_out=geometry.n_out, relu=relu, training=training, vw=VECTOR)
     return "dense.cl.j2", dict(n_in=geometry.n_in, n_out=geometry.n_out, relu=relu, training=training, **DENSE)
@@ -101,10 +104,11 @@ class DenseLayer(_WeightLayer):
             self._shapes = {"forward": lambda b: (blocks(b, cols), blocks(self.n_out, DENSE["tm"])),
                             "grad_input": lambda b: (blocks(b, cols), blocks(self.n_in, DENSE["tm"])),
                             "grad_weight": lambda b: (blocks(self.n_in, DENSE["tj"]), blocks(self.n_out, DENSE["to"]))}
-        else:
-            self._shapes = {"forward": lambda b: (self.n_out, blocks(b, VECTOR)),
-                            "grad_input": lambda b: (self.n_in, blocks(b, VECTOR)),
-                            "grad_weight": lambda b: (self.values.size,)}
+        else:                               # register-blocked convolutions: (samples, position, channels)
+            cols, (c_in, h, w), (c_out, oh, ow) = CONV["vw"] * CONV["nv"], geometry.in_shape, geometry.out_shape
+            self._shapes = {"forward": lambda b: (blocks(b, cols), oh * ow, blocks(c_out, CONV["tm"])),
+                            "grad_input": lambda b: (blocks(b, cols), h * w, blocks(c_in, CONV["tm"])),
+                            "grad_weight": lambda b: (geometry.kernel, c_in, blocks(c_out, CONV["to"]))}
 
     def forward(self, x, batch):
         self._run(self.k[f"{self.name}_forward"], self._shapes["forward"](batch),
