@@ -9,10 +9,6 @@ import tempfile
 from sparsecl import SparseclError
 from sparsecl.codegen.plan import VARIANTS, plan
 
-# Unrolling more nonzeros than this makes compile times and binaries explode (14,400 nonzeros: 8 s of gcc
-# and a 393 KB binary, slower than the CSR loop), so larger layers are not tried unrolled.
-UNROLL_CANDIDATE_MAX = 8192
-
 
 def autotune(model, target, precision="fp32", batch=1, runs=200, log=print) -> dict:
     """{layer name: (variant, why)} for plan(..., variants=...), from per-layer medians of each variant."""
@@ -23,7 +19,7 @@ def autotune(model, target, precision="fp32", batch=1, runs=200, log=print) -> d
     backend = "?"
     with tempfile.TemporaryDirectory(prefix="sparsecl-autotune-") as tmp:
         for variant in VARIANTS:
-            tried = {l.name: variant for l in fc if variant != "unrolled" or l.nnz <= UNROLL_CANDIDATE_MAX}
+            tried = {l.name: variant for l in fc if variant in l.candidates}
             if not tried:
                 continue
             bundle = os.path.join(tmp, variant)

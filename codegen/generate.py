@@ -8,7 +8,7 @@ from importlib import resources
 
 from sparsecl import SparseclError, __version__
 from sparsecl.codegen.lint import lint
-from sparsecl.codegen.plan import BundlePlan
+from sparsecl.codegen.plan import VARIANTS, BundlePlan
 from sparsecl.render import environment, render
 
 
@@ -24,16 +24,32 @@ def c_lines(text: str) -> str:
 environment().filters["clines"] = c_lines
 
 
+def fully_connected_source(plan: BundlePlan, l) -> str:
+    """A fully connected layer's kernels; for a tunable layer every candidate variant, one of them compiled
+    as the host's build option -DSC_VARIANT_<layer> (the enum sc_variant value) selects, by default the
+    planned one."""
+    def variant_source(variant):
+        return render("kernels/csr.cl.j2", p=l.ident, n_in=l.n_in, n_out=l.n_out, relu=l.relu, training=False,
+                      vw=plan.vector_width, index_type=l.index_type, value_type=l.value_type, variant=variant,
+                      rows=l.rows if variant == "unrolled" else None)
+    if not l.tunable:
+        return variant_source(l.variant)
+    macro = f"SC_VARIANT_{l.ident}"
+    parts = [f"#ifndef {macro}\n#define {macro} {VARIANTS.index(l.variant)}\n#endif"]
+    for index, variant in enumerate(l.candidates):
+        parts.append(f"#{'el' if index else ''}if {macro} == {VARIANTS.index(variant)}  /* {variant} */")
+        parts.append(variant_source(variant))
+    parts.append(f"#else\n#error \"{macro}: no such variant in this bundle\"\n#endif")
+    return "\n".join(parts)
+
+
 def kernel_source(plan: BundlePlan) -> str:
     """Preprocessing and every layer's forward kernel, from the templates the trainer renders."""
     parts = [render("kernels/preprocess.cl.j2", n_in=plan.input_size, mean=plan.mean, scale=plan.scale,
                     training=False)]
     for l in plan.layers:
         if l.kind == "csr":
-            parts.append(render("kernels/csr.cl.j2", p=l.ident, n_in=l.n_in, n_out=l.n_out, relu=l.relu,
-                                training=False, vw=plan.vector_width, index_type=l.index_type,
-                                value_type=l.value_type, variant=l.variant,
-                                rows=l.rows if l.variant == "unrolled" else None))
+            parts.append(fully_connected_source(plan, l))
         elif l.kind == "conv":
             c = l.conv
             parts.append(render("kernels/conv.cl.j2", p=l.ident, c_in=c["c_in"], h=c["h"], w=c["w"],
@@ -46,7 +62,7 @@ def kernel_source(plan: BundlePlan) -> str:
                                 ow=c["ow"], training=False, vw=plan.vector_width))
     if plan.fused:
         parts.append(render("kernels/network.cl.j2", n_in=plan.input_size, layers=[
-            dict(p=l.ident, variant=l.variant, n_out=l.n_out,
+            dict(p=l.ident, variant=l.variant, n_out=l.n_out, tunable=l.tunable,
                  **({} if l.kind == "pool" else dict(index_type=l.index_type, value_type=l.value_type)))
             for l in plan.layers]))
     return "\n".join(parts)
@@ -55,6 +71,7 @@ def kernel_source(plan: BundlePlan) -> str:
 def manifest(plan: BundlePlan) -> dict:
     layers = [{"name": l.ident, "kind": l.geometry.kind, "variant": l.variant,
                **({"why": l.why} if l.why else {}),
+               **({"tunable": list(l.candidates)} if l.tunable else {}),
                "shape": list(l.geometry.weight_shape or l.geometry.out_shape), "in": l.n_in, "out": l.n_out,
                "relu": l.relu, "nnz": l.nnz, "density": l.density,
                **({"index_type": l.index_type, "value_type": l.value_type} if l.vals is not None else {}),

@@ -21,7 +21,8 @@ class Target:
     runtime: tuple        # files copied from runtime_c/
 
 
-_COMMON = ("main.c", "sc_model.h", "sc_cpu.c", "sc_cpu.h", "sc_half.h", "sc_npy.c", "sc_npy.h", "sc_time.h")
+_COMMON = ("main.c", "sc_model.h", "sc_cpu.c", "sc_cpu.h", "sc_half.h", "sc_npy.c", "sc_npy.h", "sc_time.h",
+           "sc_tune.c", "sc_tune.h")
 _OPENCL = _COMMON + ("sc_cl.c", "sc_cl.h", "sc_clnet.c", "sc_clnet.h")
 TARGETS = {
     "c": Target("c", False, _COMMON),
@@ -53,6 +54,9 @@ NUMPY_INDEX = {"uchar": np.uint8, "ushort": np.uint16, "int": np.int32}
 #             layers small enough that the code stays in the instruction cache.
 VARIANTS = ("csr", "dense", "unrolled")
 UNROLL_MAX_NNZ = 512
+# Unrolling more nonzeros than this makes compile times and binaries explode (14,400 nonzeros: 8 s of gcc
+# and a 393 KB binary, slower than the CSR loop), so larger layers are never tried unrolled.
+UNROLL_CANDIDATE_MAX = 8192
 
 
 @dataclass
@@ -68,6 +72,12 @@ class LayerPlan:
     bias: np.ndarray = None
     variant: str = ""              # fully connected: one of VARIANTS; else the kind
     why: str = ""                  # how the variant was chosen, for manifest.json
+    tunable: bool = False          # the bundle carries every variant; the board picks (infer --autotune)
+
+    @property
+    def candidates(self) -> tuple:
+        """The variants worth trying for a fully connected layer (unrolled too where it was chosen)."""
+        return VARIANTS if self.nnz <= UNROLL_CANDIDATE_MAX or self.variant == "unrolled" else VARIANTS[:2]
 
     @property
     def index_type(self) -> str:
@@ -113,11 +123,12 @@ class LayerPlan:
         """Bytes of weight values (for unrolled layers, as literals in the code)."""
         if self.vals is None:
             return 0
-        return self.vals.itemsize * (self.params if self.variant == "dense" else self.nnz)
+        return self.vals.itemsize * (self.params if self.variant == "dense" and not self.tunable else self.nnz)
 
     @property
     def index_bytes(self) -> int:
-        if self.rowptr is None or self.variant in ("dense", "unrolled"):
+        """Bytes of indices: a tunable layer always stores CSR (its dense form is built at run time)."""
+        if self.rowptr is None or (self.variant in ("dense", "unrolled") and not self.tunable):
             return 0
         return 4 * len(self.rowptr) + INDEX_BYTES[self.index_type] * self.nnz
 
@@ -170,6 +181,10 @@ class BundlePlan:
     vector_width: int = VECTOR    # samples per work-item in the OpenCL kernels
 
     @property
+    def tunable(self) -> bool:
+        return any(l.tunable for l in self.layers)
+
+    @property
     def fused(self) -> bool:
         """OpenCL bundles also carry the whole network as one kernel, which the runtime launches for
         batches below vector_width (one launch instead of one per layer)."""
@@ -188,9 +203,11 @@ def choose_variant(layer: LayerPlan):
                   f"too many to unroll"
 
 
-def plan(model, target: str, precision: str = "fp32", golden_input=None, variants=None) -> BundlePlan:
+def plan(model, target: str, precision: str = "fp32", golden_input=None, variants=None,
+         tunable=False) -> BundlePlan:
     """variants: {layer name: variant, or (variant, why)} overrides the cost model for fully connected
-    layers (autotuning, --variant); the name "*" applies to all of them."""
+    layers (autotuning, --variant); the name "*" applies to all of them. tunable: every fully connected
+    layer carries all its candidate variants, the chosen one being the default until the board tunes."""
     if target not in TARGETS:
         raise SparseclError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
     if precision not in PRECISIONS:
@@ -218,6 +235,7 @@ def plan(model, target: str, precision: str = "fp32", golden_input=None, variant
                 lp.variant, lp.why = choice if isinstance(choice, tuple) else (choice, "chosen by the user")
                 if lp.variant not in VARIANTS:
                     raise SparseclError(f"unknown kernel variant {lp.variant!r} (known: {', '.join(VARIANTS)})")
+            lp.tunable = tunable
         layers.append(lp)
     if golden_input is None:
         golden_input = np.random.default_rng(0).uniform(0, 1, (GOLDEN_SAMPLES, model.input_size))

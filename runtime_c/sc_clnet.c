@@ -35,6 +35,7 @@ struct sc_clnet {
     float *logits_t;         /* feature-major logits, read back before transposing */
     layer_state *layers;
     char device[128];
+    char *options;           /* build options: the OpenCL version, and each tunable layer's variant */
     double build_seconds;
     int cached;              /* the program came from the on-disk cache */
 };
@@ -128,6 +129,24 @@ static cl_mem upload(sc_clnet *net, const void *data, size_t bytes, cl_int *stat
  * compiler; any problem with the cache just means compiling again. */
 #define BUILD_OPTIONS "-cl-std=CL1.2"
 
+/* "-cl-std=CL1.2 -DSC_VARIANT_<layer>=<variant> ..." for every fully connected layer: the kernel source of
+ * a tunable bundle has every variant of such a layer and compiles the one the runtime resolved. */
+static char *build_options(const sc_model *m)
+{
+    size_t len = sizeof BUILD_OPTIONS;
+    for (int l = 0; l < m->n_layers; ++l)
+        len += strlen(m->layers[l].name) + 32;
+    char *options = malloc(len), *end = options;
+    if (!options)
+        return NULL;
+    end += snprintf(end, len, "%s", BUILD_OPTIONS);
+    for (int l = 0; l < m->n_layers; ++l)
+        if (m->layers[l].kind == SC_LAYER_CSR)
+            end += snprintf(end, len - (size_t)(end - options), " -DSC_VARIANT_%s=%d", m->layers[l].name,
+                            m->layers[l].variant);
+    return options;
+}
+
 static uint64_t fnv1a(uint64_t hash, const char *text)
 {
     for (; *text; ++text)
@@ -149,7 +168,7 @@ static int cache_path(sc_clnet *net, cl_device_id device, char *path, size_t len
         return -1;
     }
     mkdir(base, 0700);           /* may exist already; a failure shows when the file is written */
-    uint64_t hash = fnv1a(fnv1a(14695981039346656037ull, net->model->kernel_source), BUILD_OPTIONS);
+    uint64_t hash = fnv1a(fnv1a(14695981039346656037ull, net->model->kernel_source), net->options);
     const cl_uint keys[] = {CL_DEVICE_NAME, CL_DEVICE_VERSION, CL_DRIVER_VERSION};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; ++i) {
         info[0] = '\0';
@@ -179,7 +198,7 @@ static int load_cached(sc_clnet *net, cl_device_id device, const char *path)
         net->program = net->cl.clCreateProgramWithBinary(net->context, 1, &device, &length, &data, &binary_status,
                                                          &status);
         if (status == CL_SUCCESS && binary_status == CL_SUCCESS)
-            status = net->cl.clBuildProgram(net->program, 1, &device, BUILD_OPTIONS, NULL, NULL);
+            status = net->cl.clBuildProgram(net->program, 1, &device, net->options, NULL, NULL);
         if (status != CL_SUCCESS && net->program) {
             net->cl.clReleaseProgram(net->program);
             net->program = NULL;
@@ -225,7 +244,7 @@ static int build(sc_clnet *net, cl_device_id device, char *err, size_t err_len)
     net->program = net->cl.clCreateProgramWithSource(net->context, 1, &source, NULL, &status);
     if (check(status, "clCreateProgramWithSource", err, err_len))
         return -1;
-    status = net->cl.clBuildProgram(net->program, 1, &device, BUILD_OPTIONS, NULL, NULL);
+    status = net->cl.clBuildProgram(net->program, 1, &device, net->options, NULL, NULL);
     if (status != CL_SUCCESS) {
         char log[512] = "";
         net->cl.clGetProgramBuildInfo(net->program, device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
@@ -279,7 +298,12 @@ sc_clnet *sc_clnet_create(const sc_model *m, int max_batch, char *err, size_t er
     net->logits_t = malloc((size_t)max_batch * (size_t)m->classes * sizeof(float));
     cl_device_id device;
     cl_int status;
-    if (!net->layers || !net->logits_t || sc_cl_load(&net->cl, err, err_len) || pick_device(net, &device, err, err_len))
+    net->options = build_options(m);
+    if (!net->layers || !net->logits_t || !net->options) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
+    if (sc_cl_load(&net->cl, err, err_len) || pick_device(net, &device, err, err_len))
         goto fail;
     net->context = net->cl.clCreateContext(NULL, 1, &device, NULL, NULL, &status);
     if (check(status, "clCreateContext", err, err_len))
@@ -445,6 +469,7 @@ void sc_clnet_destroy(sc_clnet *net)
         free(net->layers);
     }
     free(net->logits_t);
+    free(net->options);
     cl_mem mems[] = {net->raw, net->act[0], net->act[1]};
     for (size_t i = 0; i < 3; ++i)
         if (mems[i])

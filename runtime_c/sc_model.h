@@ -35,6 +35,8 @@ typedef struct {
     int val_bytes;           /* 4 or 2 */
     const float *bias;       /* rows */
     int variant;             /* enum sc_variant */
+    int tunable;             /* 1: rowptr, cols and vals hold CSR whatever the variant (and unrolled is set
+                                where that variant exists); sc_tune_resolve makes the layer its variant */
     /* the unrolled variant's plain C forward pass: n samples, sample-major x (n_in each) and y (n_out) */
     void (*unrolled)(const float *x, float *y, int n);
 } sc_layer;

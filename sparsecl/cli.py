@@ -111,7 +111,8 @@ def cmd_generate(args):
     if args.autotune:
         from sparsecl.codegen.autotune import autotune
         variants = {**autotune(model, args.target, args.precision, batch=args.autotune_batch), **variants}
-    bundle_plan = plan(model, args.target, args.precision, golden_input=_golden_input(model), variants=variants)
+    bundle_plan = plan(model, args.target, args.precision, golden_input=_golden_input(model), variants=variants,
+                       tunable=args.tunable)
     manifest = write_bundle(bundle_plan, args.output)
     rows = [[l["name"], l["kind"], f"{l['in']}->{l['out']}", l["variant"], l["nnz"],
              f"{l['density']:.2%}" if l["variant"] != "pool" else "", l["bytes"]] for l in manifest["layers"]]
@@ -119,6 +120,8 @@ def cmd_generate(args):
     rows.append(["total", "", "", "", t["nnz"], f"{t['density']:.2%}", t["weight_bytes"]])
     print(_table(rows, ["layer", "kind", "features", "kernel", "nnz", "density", "bytes"]))
     print(f"\nwrote {args.output} (target {args.target}); build it with: make -C {args.output}")
+    if args.tunable:
+        print(f"tunable: on the board, run `{args.output}/infer --autotune` once; later runs use the fastest variants")
 
 
 def _onnx_comparison(model, raw, trainer, labels):
@@ -329,6 +332,10 @@ def parser() -> argparse.ArgumentParser:
                         "a bundle per variant; --variant still wins for the layers it names)")
     g.add_argument("--autotune-batch", type=int, default=1, metavar="B",
                    help="batch size the autotuning times (default: 1)")
+    g.add_argument("--tunable", action="store_true",
+                   help="carry every kernel variant of the fully connected layers (in CSR form, the dense one "
+                        "built at run time), so that `infer --autotune` can choose them on the board and "
+                        "remember; the planned variants are the defaults until then")
     g.add_argument("-o", "--output", required=True, help="bundle folder")
     g.set_defaults(func=cmd_generate)
 

@@ -369,3 +369,74 @@ def test_autotune_times_every_variant_and_keeps_the_fastest(small_model):
         assert set(times) == {"csr", "dense", "unrolled"}
         assert float(times[variant]) == min(float(t) for t in times.values())
     assert {l.variant for l in plan(small_model, "c", variants=chosen).layers} <= {"csr", "dense", "unrolled"}
+
+
+def tunable_bundle(model, target, tmp_path, precision="fp32"):
+    path = tmp_path / f"tunable-{target}-{precision}"
+    manifest = write_bundle(plan(model, target, precision, tunable=True), path)
+    result = run(["make", "-C", str(path), *STRICT])
+    assert result.returncode == 0, result.stderr
+    return path, manifest
+
+
+@pytest.mark.parametrize("target,precision", [("c", "fp32"), ("opencl", "fp32"), ("opencl", "fp16")])
+def test_a_tunable_bundle_runs_every_variant_and_remembers_the_fastest(small_model, tmp_path, target, precision):
+    path, manifest = tunable_bundle(small_model, target, tmp_path, precision)
+    fc = [l for l in manifest["layers"] if "tunable" in l]
+    assert [l["tunable"] for l in fc] == [["csr", "dense", "unrolled"]] * 3
+    assert all(l["index_bytes"] > 0 for l in fc)           # CSR stored whatever the default variant
+    backend = "opencl" if target == "opencl" and HAS_OPENCL else "c"
+    raw = np.random.default_rng(3).integers(0, 17, (21, 64)).astype(np.float32)
+    np.save(tmp_path / "in.npy", raw)
+    from sparsecl.codegen.plan import as_stored
+    want = reference.logits(as_stored(small_model, np.float16 if precision == "fp16" else np.float32), raw)
+    tune = path / "infer.tune"
+    header = None
+    for variant in ("csr", "dense", "unrolled"):           # every variant, forced through a tune file
+        if header:
+            tune.write_text(header + f"{backend} 1 " + " ".join(f"{l['name']}={variant}" for l in fc) + "\n")
+        result = infer(path, tmp_path / "in.npy", tmp_path / "out.npy")
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        np.testing.assert_allclose(np.load(tmp_path / "out.npy"), want, rtol=1e-5, atol=1e-5)
+        info = infer(path, "--info").stdout
+        if header:
+            assert info.count(f"{variant} kernel (tunable)") == 3 and "variants from the tune file" in info
+        else:                                                # no tune file yet: the defaults
+            assert "the bundle's defaults" in info
+            result = infer(path, "--autotune", "--bench", 5)
+            assert result.returncode == 0, result.stderr
+            timed = json.loads(result.stdout)
+            assert timed["backend"] == backend and [l["name"] for l in timed["layers"]] == [l["name"] for l in fc]
+            for layer in timed["layers"]:
+                times = {v: layer[f"{v}_s"] for v in ("csr", "dense", "unrolled")}
+                assert times[layer["variant"]] == min(times.values())
+            lines = [line for line in tune.read_text().splitlines() if not line.startswith("#")]
+            assert lines[1] == f"{backend} 1 " + " ".join(f"{l['name']}={l['variant']}" for l in timed["layers"])
+            assert "variants from the tune file" in infer(path, "--info").stdout
+            header = lines[0] + "\n"
+
+
+def test_a_tune_file_that_does_not_fit_costs_a_warning_not_a_result(small_model, tmp_path):
+    path, _ = tunable_bundle(small_model, "c", tmp_path)
+    assert infer(path, "--autotune", "--bench", 3).returncode == 0
+    header = (path / "infer.tune").read_text().splitlines()[2]
+    cases = {"sparsecl-tune 1 0123456789abcdef\nc 1 fc1=dense\n": "tuned for another model",
+             header + "\nc 1 fc1=sparse\n": "fc1=sparse, which this bundle does not have",
+             header + "\nc 1 fc9=csr\n": "fc9=csr, which this bundle does not have",
+             "\x00\x01garbage": "is not a tune file", "": "is empty"}
+    for text, problem in cases.items():
+        (path / "infer.tune").write_text(text)
+        result = infer(path, "--selftest")
+        assert result.returncode == 0 and "selftest passed" in result.stdout
+        assert problem in result.stderr and "using the default kernel variants" in result.stderr
+    other = tmp_path / "elsewhere.tune"         # $SPARSECL_TUNE_FILE, and the other backend's line is kept
+    other.write_text(header + "\nopencl 8 fc1=dense\n")
+    result = run([str(path / "infer"), "--autotune", "--bench", "3"], env={**os.environ, "SPARSECL_TUNE_FILE": str(other)})
+    assert result.returncode == 0, result.stderr
+    assert "opencl 8 fc1=dense" in other.read_text() and "\nc 1 fc1=" in other.read_text()
+
+
+def test_autotune_needs_a_tunable_bundle(bundles):
+    result = infer(bundles["c"], "--autotune")
+    assert result.returncode == 1 and "generate it with --tunable" in result.stderr
+    assert not (bundles["c"] / "infer.tune").exists()

@@ -48,8 +48,8 @@ def test_command_line_survives_fuzzing(small_model, tmp_path):
     from sparsecl.codegen.generate import write_bundle
     from sparsecl.codegen.plan import plan
     bundle = tmp_path / "b"
-    write_bundle(plan(small_model, "c"), bundle)
-    sources = [str(bundle / n) for n in ("main.c", "model.c", "sc_cpu.c", "sc_npy.c")]
+    write_bundle(plan(small_model, "c", tunable=True), bundle)      # tunable: --autotune and tune files too
+    sources = [str(bundle / n) for n in ("main.c", "model.c", "sc_cpu.c", "sc_npy.c", "sc_tune.c")]
     harness = os.path.join(os.path.dirname(__file__), "fuzz", "fuzz_args.c")
     result = run([CLANG, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
                   "-D_POSIX_C_SOURCE=200809L", "-Dmain=sc_main", "-DSC_MAX_RUNS=20", "-DSC_MAX_BATCH=64",
@@ -63,7 +63,7 @@ def test_command_line_survives_fuzzing(small_model, tmp_path):
     np.save(work / "in.npy", np.ones((2, 64), np.float32))
     seeds = [b"--selftest", b"--info\0--cpu", b"--bench\0" + b"5\0--batch\0" + b"3",
              b"--bench\0" + b"164\0--batch\0" + b"65536", b"in.npy\0out.npy", b"in.npy\0out.npy\0--cpu",
-             b"--nope", b"in.npy"]
+             b"--nope", b"in.npy", b"--autotune\0--bench\0" + b"3", b"--autotune\0--cpu"]
     for i, seed in enumerate(seeds):
         (corpus / f"seed{i}").write_bytes(seed)
     result = subprocess.run([str(tmp_path / "fuzz"), str(corpus), f"-max_total_time={max(10, FUZZ_SECONDS // 2)}",

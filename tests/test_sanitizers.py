@@ -19,7 +19,7 @@ SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 
 def built(model, target, tmp_path, **make):
     bundle = tmp_path / target
-    write_bundle(plan(model, target), bundle)
+    write_bundle(plan(model, target, tunable=True), bundle)    # tunable: the tune file code runs too
     args = [f"{k}={v}" for k, v in make.items()]
     result = run(["make", "-C", str(bundle), *args])
     assert result.returncode == 0, result.stderr
@@ -36,7 +36,7 @@ def test_asan_and_ubsan_find_nothing(small_cnn_model, tmp_path, target):
     raw = np.random.default_rng(0).integers(0, 17, (21, 8, 8)).astype(np.uint8)
     np.save(tmp_path / "good.npy", raw)
     cases = [(["--selftest"], 0), ([tmp_path / "good.npy", tmp_path / "out.npy"], 0),
-             (["--bench", "3", "--batch", "17"], 0)]
+             (["--bench", "3", "--batch", "17"], 0), (["--autotune", "--bench", "3"], 0), (["--selftest"], 0)]
     cases += [([path, tmp_path / "out.npy"], 1) for path in bad_inputs(tmp_path).values()]
     for args, expected in cases:
         result = run([str(binary), *map(str, args)], env=env)
