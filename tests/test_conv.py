@@ -148,15 +148,18 @@ def test_conv_layer_forward_input_and_weight_gradients_match_numpy(cl_env, progr
         np.testing.assert_allclose(layer.dvalues.get().reshape(weights.shape), dw, rtol=1e-4, atol=1e-4)
 
 
-def test_pool_gradient_goes_to_the_first_maximum(cl_env):
+@pytest.mark.parametrize("batch", [1, 9])      # sample by sample; a vector of 8 and a tail
+def test_pool_gradient_goes_to_the_first_maximum(cl_env, batch):
     context, queue = cl_env
     pool = MaxPool2d((1, 2, 4))
-    net = Network(context, queue, [("p", pool, None, None, False)], 2, {"mean": 0.0, "scale": 1.0}, 1,
+    net = Network(context, queue, [("p", pool, None, None, False)], 2, {"mean": 0.0, "scale": 1.0}, batch,
                   input_shape=(1, 2, 4))
     x = np.array([[3, 1, 0, 0], [3, 2, 0, -1]], np.float32).reshape(8, 1)   # ties: 3 twice, 0 three times
+    x = np.repeat(x, batch, axis=1)
     layer = net.layers[0]
-    layer.forward(cla.to_device(queue, x), 1)
-    np.testing.assert_array_equal(layer.y.get().ravel()[:2], [3, 0])
-    dy = cla.to_device(queue, np.array([[5.0], [7.0]], np.float32))
-    dx = layer.backward(dy, cla.to_device(queue, x), 1, None, need_dx=True, mask_relu=False).get().ravel()[:8]
-    np.testing.assert_array_equal(dx, [5, 0, 7, 0, 0, 0, 0, 0])
+    layer.forward(cla.to_device(queue, x), batch)
+    np.testing.assert_array_equal(layer.y.get().ravel()[:2 * batch], np.repeat([3, 0], batch))
+    dy = cla.to_device(queue, np.repeat(np.array([[5.0], [7.0]], np.float32), batch, axis=1))
+    for mask_relu, want in ((False, [5, 0, 7, 0, 0, 0, 0, 0]), (True, [5, 0, 0, 0, 0, 0, 0, 0])):
+        dx = layer.backward(dy, cla.to_device(queue, x), batch, None, need_dx=True, mask_relu=mask_relu)
+        np.testing.assert_array_equal(dx.get().ravel()[:8 * batch], np.repeat(np.array(want, np.float32), batch))
