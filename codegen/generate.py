@@ -53,7 +53,7 @@ def kernel_source(plan: BundlePlan) -> str:
         elif l.kind == "conv":
             c = l.conv
             parts.append(render("kernels/conv.cl.j2", p=l.ident, c_in=c["c_in"], h=c["h"], w=c["w"],
-                                c_out=c["c_out"], oh=c["oh"], ow=c["ow"], k=c["k"], pad=c["pad"], form="csr",
+                                c_out=c["c_out"], oh=c["oh"], ow=c["ow"], k=c["k"], pad=c["pad"], tx=c["tile"],
                                 relu=l.relu, training=False, vw=plan.vector_width, index_type=l.index_type,
                                 value_type=l.value_type))
         else:

@@ -9,7 +9,7 @@ import numpy as np
 from sparsecl import SparseclError
 from sparsecl.reference import logits as reference_logits
 from sparsecl.render import c_ident
-from sparsecl.tiling import VECTOR
+from sparsecl.tiling import CONV_ROW, VECTOR
 
 GOLDEN_SAMPLES = 8
 
@@ -153,11 +153,12 @@ class LayerPlan:
         """The convolution or pooling shape as the C layer table and kernels want it."""
         g = self.geometry
         if self.kind == "csr":
-            return dict(c_in=0, h=0, w=0, c_out=0, oh=0, ow=0, k=0, pad=0)
+            return dict(c_in=0, h=0, w=0, c_out=0, oh=0, ow=0, k=0, pad=0, tile=0)
         c, h, w = g.in_shape
         c_out, oh, ow = g.out_shape
         k, pad = (g.kernel, g.pad) if self.kind == "conv" else (2, 0)
-        return dict(c_in=c, h=h, w=w, c_out=c_out, oh=oh, ow=ow, k=k, pad=pad)
+        return dict(c_in=c, h=h, w=w, c_out=c_out, oh=oh, ow=ow, k=k, pad=pad,
+                    tile=CONV_ROW if self.kind == "conv" else 0)
 
     def stored(self, array):
         """C forbids empty arrays: an empty layer stores one unused zero."""

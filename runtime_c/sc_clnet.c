@@ -426,8 +426,12 @@ int sc_clnet_forward(sc_clnet *net, const float *raw, float *logits, int n, doub
                      ARG(s->kernel, 3, s->vals) | ARG(s->kernel, 4, s->bias) | ARG(s->kernel, 5, out) |
                      ARG(s->kernel, 6, n);
         const size_t blocks = (size_t)((n + m->vector_width - 1) / m->vector_width);
-        /* a work-item per unit and block of samples; the unrolled variant computes every unit at once */
-        const size_t units = layer->variant == SC_VARIANT_UNROLLED ? 1 : (size_t)layer->n_out;
+        /* a work-item per unit and block of samples; the unrolled variant computes every unit at once, a
+         * convolution `tile` outputs of a row */
+        const size_t units = layer->variant == SC_VARIANT_UNROLLED ? 1
+                             : layer->kind == SC_LAYER_CONV ? (size_t)layer->c_out * (size_t)layer->oh *
+                                                                  (size_t)((layer->ow + layer->tile - 1) / layer->tile)
+                                                            : (size_t)layer->n_out;
         const size_t group = layer->variant == SC_VARIANT_UNROLLED ? 1 : s->group;
         const size_t global[2] = {round_up(units, group), blocks};
         const size_t local[2] = {group, 1};

@@ -27,6 +27,7 @@ typedef struct {
     int c_in, h, w;          /* convolution and pooling: input shape */
     int c_out, oh, ow;       /* and output shape */
     int k, pad;              /* convolution: kernel size and zero padding */
+    int tile;                /* convolution: outputs of a row per work-item of the OpenCL forward kernel */
     const int32_t *rowptr;   /* rows + 1; NULL for pooling and the dense and unrolled variants */
     const void *cols;        /* nnz column indices (at least one entry is stored), col_bytes each; or NULL */
     const void *vals;        /* nnz values (likewise; rows * n_in for the dense variant; NULL unrolled):

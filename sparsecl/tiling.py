@@ -8,6 +8,8 @@ weights in the weight gradient, keep the accumulators in registers.
 VECTOR = 8
 DENSE = {"vw": VECTOR, "nv": 2, "tm": 4, "to": 2, "tj": 4}
 CONV = {"vw": VECTOR, "nv": 2, "tm": 4, "to": 2}    # dense convolutions: as DENSE, a filter row per weight block
+CONV_ROW = 8    # CSR convolutions: neighbouring outputs of a row per work-item (a tap decoded once for all;
+                # on PoCL 8 beat 4 by 1.2-1.4x for LeNet-5 at batch 256)
 
 
 def blocks(count: int, size: int) -> int:

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from sparsecl.geometry import Conv2d, Dense
 from sparsecl.modelfile import to_csr
-from sparsecl.tiling import CONV, DENSE, VECTOR, blocks
+from sparsecl.tiling import CONV, CONV_ROW, DENSE, VECTOR, blocks
 from sparsecl.trainer.csr import CsrIndex
 
 _F32 = np.float32
@@ -33,7 +33,7 @@ def kernel_params(geometry, relu, form, training):
         shape = dict(c_in=c, h=h, w=w, c_out=c_out, oh=oh, ow=ow, k=geometry.kernel, pad=geometry.pad, relu=relu,
                      training=training)
         if form == "csr":
-            return "conv.cl.j2", dict(shape, form=form, vw=VECTOR)
+            return "conv.cl.j2", dict(shape, vw=VECTOR, tx=CONV_ROW)
         return "conv_dense.cl.j2", dict(shape, **CONV)
     if form == "csr":
         return "csr.cl.j2", dict(n_in=geometry.n_in, n_out=geometry.n_out, relu=relu, training=training, vw=VECTOR)
@@ -174,7 +174,11 @@ class CsrLayer(_WeightLayer):
                    velocity=velocity if keep_velocity else None, vbias=state["vbias"] if keep_velocity else None)
 
     def forward(self, x, batch):
-        self._run(self.k[f"{self.name}_forward"], (self.n_out, blocks(batch, VECTOR)), x.data, self.rowptr.data,
+        units = self.n_out
+        if isinstance(self.geometry, Conv2d):     # work-items by blocks of CONV_ROW outputs of a row
+            c_out, oh, ow = self.geometry.out_shape
+            units = c_out * oh * blocks(ow, CONV_ROW)
+        self._run(self.k[f"{self.name}_forward"], (units, blocks(batch, VECTOR)), x.data, self.rowptr.data,
                   self.cols.data, self.values.data, self.bias.data, self.y.data, np.int32(batch))
         return self.y
 
