@@ -31,3 +31,27 @@ def test_mali_bundle_runs_opencl_under_qemu(small_cnn_model, tmp_path, arch, pre
 def test_missing_sysroot_says_how_to_build_it(tmp_path):
     with pytest.raises(SparseclError, match="sparsecl qemu-sysroot aarch64"):
         qemu.runner("aarch64", str(tmp_path / "none"))
+
+
+def test_a_tunable_bundle_tunes_itself_on_the_board(small_cnn_model, tmp_path):
+    """What a user does on an aarch64 board: build, `infer --autotune` once, then run with the tuned kernels."""
+    import json
+    import subprocess
+    try:
+        prefix, env = qemu.runner("aarch64")
+    except SparseclError as e:
+        pytest.skip(str(e))
+    write_bundle(plan(small_cnn_model, "mali", tunable=True), tmp_path / "b")
+    binary = build(str(tmp_path / "b"), ["CROSS_COMPILE=" + qemu.CROSS["aarch64"], "CFLAGS=-O2 -Werror"],
+                   binary="infer-aarch64")
+    result = subprocess.run([*prefix, binary, "--autotune", "--bench", "3"], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    timed = json.loads(result.stdout)
+    assert timed["backend"] == "opencl" and {"csr_s", "dense_s", "unrolled_s"} <= set(timed["layers"][0])
+    assert f"opencl 1 {timed['layers'][0]['name']}={timed['layers'][0]['variant']}" in open(binary + ".tune").read()
+    raw = np.random.default_rng(5).integers(0, 17, (9, 8, 8)).astype(np.uint8)
+    messages = []
+    got = run_infer(binary, raw, runner=prefix, env=env, messages=messages)
+    assert not any(FALLBACK in m or "tune" in m for m in messages), messages
+    np.testing.assert_allclose(got, reference.logits(small_cnn_model, raw.reshape(9, 64)), rtol=1e-5, atol=1e-5)
