@@ -120,6 +120,9 @@ static void conv_forward(const sc_layer *l, const float *x, float *y, int n)
     }
 }
 
+/* fmaxf's result (a NaN loses to a number) without its call into libm, which gcc keeps unless fast-math */
+static inline float max2(float a, float b) { return a > b ? a : (b == b ? b : a); }
+
 static void maxpool_forward(const sc_layer *l, const float *x, float *y, int n)
 {
     for (int b = 0; b < n; ++b) {
@@ -129,7 +132,7 @@ static void maxpool_forward(const sc_layer *l, const float *x, float *y, int n)
             for (int oy = 0; oy < l->oh; ++oy)
                 for (int ox = 0; ox < l->ow; ++ox) {
                     const float *v = xb + c * l->h * l->w + 2 * oy * l->w + 2 * ox;
-                    yb[(c * l->oh + oy) * l->ow + ox] = fmaxf(fmaxf(v[0], v[1]), fmaxf(v[l->w], v[l->w + 1]));
+                    yb[(c * l->oh + oy) * l->ow + ox] = max2(max2(v[0], v[1]), max2(v[l->w], v[l->w + 1]));
                 }
     }
 }
