@@ -61,12 +61,14 @@ def grid(methods, lams, densities):
 
 
 def setting_label(method, setting, config) -> str:
-    """The setting column: what varies within a method (an l1 warm-up is part of it)."""
+    """The setting column: what varies within a method (an l1 warm-up is part of it, and a seed other than
+    0, so that runs repeated with other seeds get rows of their own)."""
+    seed = f" seed={config.seed}" if config.seed else ""
     if method == "dense":
-        return "-"
+        return seed.strip() or "-"
     if method == "pruning":
-        return f"density={setting:g}"
-    return f"lam={setting:g}" + (f" warmup={config.lam_warmup}" if config.lam_warmup else "")
+        return f"density={setting:g}{seed}"
+    return f"lam={setting:g}" + (f" warmup={config.lam_warmup}" if config.lam_warmup else "") + seed
 
 
 def run_name(config, method, setting) -> str:
@@ -74,6 +76,8 @@ def run_name(config, method, setting) -> str:
     raw = f"{config.dataset}-{config.arch}-{method}" + ("" if method == "dense" else f"-{setting:g}")
     if config.lam_warmup and method not in ("dense", "pruning"):
         raw += f"-warmup{config.lam_warmup}"
+    if config.seed:
+        raw += f"-seed{config.seed}"
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", raw)
 
 

@@ -71,6 +71,13 @@ def test_an_l1_warmup_is_part_of_the_setting_and_the_run_name():
     assert sweep.run_name(warm, "dense", 0) == "mnist-mlp-300-100-dense"
 
 
+def test_another_seed_is_another_run():
+    seeded = TrainConfig(dataset="mnist", arch="lenet-5", seed=2)
+    assert sweep.setting_label("prox", 0.0015, seeded) == "lam=0.0015 seed=2"
+    assert sweep.setting_label("dense", 0, seeded) == "seed=2"
+    assert sweep.run_name(seeded, "prox", 0.0015) == "mnist-lenet-5-prox-0.0015-seed2"
+
+
 def test_a_longer_budget_adds_a_row_and_the_same_run_replaces_its_row():
     row = dict(arch="lenet-5", dataset="mnist", method="prox", setting="lam=0.002", epochs="20", test_error="0.01")
     longer = dict(row, epochs=40, test_error="0.009")
