@@ -110,7 +110,7 @@ def conv_operator(geometry, weights):
 @pytest.mark.parametrize("form", ["dense", "csr"])
 @pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize("shape", [(3, 7, 6, 5, 3), (1, 9, 9, 4, 5), (2, 12, 11, 3, 3)])   # c_in, h, w, c_out, k
-@pytest.mark.parametrize("batch", [5, 37])    # a partial vector block only; full blocks and a tail
+@pytest.mark.parametrize("batch", [1, 5, 37])    # one sample; a partial vector block only; full blocks and a tail
 def test_conv_layer_forward_input_and_weight_gradients_match_numpy(cl_env, programs, form, padding, shape, batch):
     """Every kernel of a convolution layer against the convolution as a matrix: y = M x + b (ReLU),
     dx = M^T dy masked where x <= 0, dW[e] = dy . (M_e x) for the unit filter e."""
