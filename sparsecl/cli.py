@@ -328,8 +328,8 @@ def parser() -> argparse.ArgumentParser:
                    help="kernel variant of the fully connected layers instead of the cost model's choice: "
                         "csr, dense or unrolled for all, or per layer as fc1=csr,fc2=unrolled")
     g.add_argument("--autotune", action="store_true",
-                   help="choose each layer's variant by timing all of them on this machine (builds and runs "
-                        "a bundle per variant; --variant still wins for the layers it names)")
+                   help="choose each layer's variant by timing all of them on this machine (builds a tunable "
+                        "bundle and runs its infer --autotune; --variant still wins for the layers it names)")
     g.add_argument("--autotune-batch", type=int, default=1, metavar="B",
                    help="batch size the autotuning times (default: 1)")
     g.add_argument("--tunable", action="store_true",
