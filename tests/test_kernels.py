@@ -99,8 +99,16 @@ def test_csr_layer_memory_grows_with_nonzeros(cl_env, programs):
 
 
 def shared(programs, classes=4, width=30, height=5, cols=6):
-    return programs.kernels("train.cl.j2", ["gather_batch", "softmax_xent", "bias_grad", "sgd_prox"],
+    return programs.kernels("train.cl.j2", ["gather_batch", "softmax_xent", "bias_grad"],
                             classes=classes, width=width, height=height, cols=cols)
+
+
+def sgd_step(programs, queue, w_dev, g, v_dev, lr, momentum, threshold, l1_grad):
+    """The optimiser the trainer runs (sgd_all) on one parameter array."""
+    kernel = programs.kernels("train.cl.j2", ["sgd_all"], classes=4, width=30, height=5, cols=6, arrays=1)["sgd_all"]
+    n = w_dev.size
+    kernel(queue, (-(-n // 256) * 256,), (256,), w_dev.data, cla.to_device(queue, g).data, v_dev.data, np.int32(n),
+           F32(threshold), F32(l1_grad), np.int32(0), F32(lr), F32(momentum))
 
 
 def test_softmax_cross_entropy(cl_env, programs):
@@ -131,8 +139,7 @@ def test_prox_step_gives_exact_zeros_at_the_threshold(cl_env, programs):
     g = rng.standard_normal(n).astype(F32)
     v = rng.standard_normal(n).astype(F32)
     w_dev, v_dev = cla.to_device(queue, w), cla.to_device(queue, v)
-    shared(programs)["sgd_prox"](queue, (n,), None, w_dev.data, cla.to_device(queue, g).data, v_dev.data,
-                                 np.int32(n), F32(lr), F32(momentum), F32(lr * lam), F32(0))
+    sgd_step(programs, queue, w_dev, g, v_dev, lr, momentum, lr * lam, 0)
     v_ref = momentum * v + g
     u = w - F32(lr) * v_ref
     t = F32(lr * lam)
@@ -151,8 +158,7 @@ def test_prox_step_without_threshold_is_plain_momentum_sgd(cl_env, programs):
     g = np.array([0.0, 1.0, 0.0, -1.0], F32)
     w_dev = cla.to_device(queue, w)
     v_dev = cla.zeros(queue, 4, F32)
-    shared(programs)["sgd_prox"](queue, (4,), None, w_dev.data, cla.to_device(queue, g).data, v_dev.data,
-                                 np.int32(4), F32(0.5), F32(0.9), F32(0.0), F32(0.0))
+    sgd_step(programs, queue, w_dev, g, v_dev, 0.5, 0.9, 0.0, 0.0)
     np.testing.assert_array_equal(w_dev.get(), w - F32(0.5) * g)
 
 
@@ -165,8 +171,7 @@ def test_subgradient_step_adds_lam_sign_and_gives_no_exact_zeros(cl_env, program
     g = rng.standard_normal(n).astype(F32)
     v = rng.standard_normal(n).astype(F32)
     w_dev, v_dev = cla.to_device(queue, w), cla.to_device(queue, v)
-    shared(programs)["sgd_prox"](queue, (n,), None, w_dev.data, cla.to_device(queue, g).data, v_dev.data,
-                                 np.int32(n), F32(lr), F32(momentum), F32(0), F32(lam))
+    sgd_step(programs, queue, w_dev, g, v_dev, lr, momentum, 0, lam)
     v_ref = momentum * v + g + F32(lam) * np.sign(w)
     np.testing.assert_allclose(v_dev.get(), v_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w_dev.get(), w - F32(lr) * v_ref, rtol=1e-5, atol=1e-6)

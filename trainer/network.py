@@ -36,7 +36,7 @@ class Network:
         height, cols = input_shape[-2:] if image else (1, self.n_in)
         self._train_params = dict(classes=classes, width=self.n_in, height=height, cols=cols)
         self.shared = self.programs.kernels("train.cl.j2", ["gather_batch", "softmax_xent", "bias_grad",
-                                                             "sgd_prox", "apply_mask"], **self._train_params)
+                                                             "apply_mask"], **self._train_params)
         self._sgd_all = {}
         self._count_nonzero = ReductionKernel(context, np.int32, neutral="0", reduce_expr="a+b",
                                               map_expr="x[i] != 0.0f ? 1 : 0",
