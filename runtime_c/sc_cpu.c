@@ -5,19 +5,7 @@
 #include "sc_half.h"
 #include "sc_time.h"
 
-/* Column indices and values are stored as narrow as each layer allows. */
-static inline int32_t col_at(const sc_layer *l, int32_t e)
-{
-    switch (l->col_bytes) {
-    case 1:
-        return ((const uint8_t *)l->cols)[e];
-    case 2:
-        return ((const uint16_t *)l->cols)[e];
-    default:
-        return ((const int32_t *)l->cols)[e];
-    }
-}
-
+/* Values are stored as narrow as each layer allows (column indices too: sc_col_at). */
 static inline float val_at(const sc_layer *l, int32_t e)
 {
     return l->val_bytes == 2 ? sc_half_to_float(((const uint16_t *)l->vals)[e]) : ((const float *)l->vals)[e];
@@ -99,7 +87,7 @@ static void conv_forward(const sc_layer *l, const float *x, float *y, int n)
             for (int p = 0; p < plane; ++p)
                 out[p] = l->bias[co];
             for (int32_t e = l->rowptr[co]; e < l->rowptr[co + 1]; ++e) {
-                const int col = col_at(l, e), ky = (col % kk) / l->k, kx = col % l->k;
+                const int col = sc_col_at(l, e), ky = (col % kk) / l->k, kx = col % l->k;
                 const float v = val_at(l, e);
                 const float *xc = xb + (col / kk) * l->h * l->w;
                 /* output positions whose input (oy + ky - pad, ox + kx - pad) lies inside the image */

@@ -62,4 +62,17 @@ typedef struct {
 
 extern const sc_model sc_the_model;
 
+/* Column index e of a layer, stored in col_bytes. */
+static inline int32_t sc_col_at(const sc_layer *l, int32_t e)
+{
+    switch (l->col_bytes) {
+    case 1:
+        return ((const uint8_t *)l->cols)[e];
+    case 2:
+        return ((const uint16_t *)l->cols)[e];
+    default:
+        return ((const int32_t *)l->cols)[e];
+    }
+}
+
 #endif

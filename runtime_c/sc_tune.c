@@ -22,13 +22,9 @@ static void *dense_from_csr(const sc_layer *l)
     if (!dense)
         return NULL;
     for (int i = 0; i < l->rows; ++i)
-        for (int32_t e = l->rowptr[i]; e < l->rowptr[i + 1]; ++e) {
-            const int32_t col = l->col_bytes == 1   ? ((const uint8_t *)l->cols)[e]
-                                : l->col_bytes == 2 ? ((const uint16_t *)l->cols)[e]
-                                                    : ((const int32_t *)l->cols)[e];
-            memcpy(dense + ((size_t)i * (size_t)l->n_in + (size_t)col) * (size_t)l->val_bytes,
+        for (int32_t e = l->rowptr[i]; e < l->rowptr[i + 1]; ++e)
+            memcpy(dense + ((size_t)i * (size_t)l->n_in + (size_t)sc_col_at(l, e)) * (size_t)l->val_bytes,
                    (const unsigned char *)l->vals + (size_t)e * (size_t)l->val_bytes, (size_t)l->val_bytes);
-        }
     return dense;
 }
 
