@@ -10,6 +10,7 @@ from sparsecl import SparseclError, __version__
 from sparsecl.codegen.lint import lint
 from sparsecl.codegen.plan import VARIANTS, BundlePlan
 from sparsecl.render import environment, render
+from sparsecl.tiling import conv_rows
 
 
 def c_lines(text: str) -> str:
@@ -63,7 +64,7 @@ def kernel_source(plan: BundlePlan) -> str:
     if plan.fused:
         parts.append(render("kernels/network.cl.j2", n_in=plan.input_size, layers=[
             dict(p=l.ident, variant=l.variant, n_out=l.n_out, tunable=l.tunable,
-                 row_blocks=l.conv["c_out"] * l.conv["oh"] * -(-l.conv["ow"] // l.conv["tile"]) if l.kind == "conv" else 0,
+                 conv_rows=conv_rows(l.geometry.out_shape) if l.kind == "conv" else 0,
                  **({} if l.kind == "pool" else dict(index_type=l.index_type, value_type=l.value_type)))
             for l in plan.layers]))
     return "\n".join(parts)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from sparsecl.geometry import Conv2d, Dense
 from sparsecl.modelfile import to_csr
-from sparsecl.tiling import CONV, CONV_ROW, DENSE, VECTOR, blocks
+from sparsecl.tiling import CONV, CONV_ROW, DENSE, VECTOR, blocks, conv_rows
 from sparsecl.trainer.csr import CsrIndex
 
 _F32 = np.float32
@@ -174,10 +174,7 @@ class CsrLayer(_WeightLayer):
                    velocity=velocity if keep_velocity else None, vbias=state["vbias"] if keep_velocity else None)
 
     def forward(self, x, batch):
-        units = self.n_out
-        if isinstance(self.geometry, Conv2d):     # work-items by blocks of CONV_ROW outputs of a row
-            c_out, oh, ow = self.geometry.out_shape
-            units = c_out * oh * blocks(ow, CONV_ROW)
+        units = conv_rows(self.geometry.out_shape) if isinstance(self.geometry, Conv2d) else self.n_out
         self._run(self.k[f"{self.name}_forward"], (units, blocks(batch, VECTOR)), x.data, self.rowptr.data,
                   self.cols.data, self.values.data, self.bias.data, self.y.data, np.int32(batch))
         return self.y
