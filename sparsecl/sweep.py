@@ -11,10 +11,10 @@ kernels, data, augmentation and learning rate as ours:
 
 The methods with a final retraining spend a third of the budget on it. Each run leaves its model file
 (and, while it runs, a checkpoint) in the models folder; a sweep started again reuses finished models
-and resumes interrupted ones, so nothing is trained twice (a model is reused only when its whole
-training configuration matches: give another epoch budget its own models folder). Results go to a CSV table, one row per
-(arch, dataset, method, setting, epochs), which renders into Markdown with a Pareto plot per architecture and
-data set.
+and resumes interrupted ones, so nothing is trained twice; a model or checkpoint of the same name trained
+with another configuration (another epoch budget, say) is never overwritten: the sweep stops and says so.
+Results go to a CSV table, one row per (arch, dataset, method, setting, epochs), which renders into
+Markdown with a Pareto plot per architecture and data set.
 """
 
 import csv
@@ -175,11 +175,13 @@ def sweep(base, methods, lams, densities, epochs, results, models_dir, verify=Fa
         output = os.path.join(models_dir, f"{config.name}.npz")
         ckpt = os.path.join(models_dir, f"{config.name}.ckpt.npz")
         model = modelfile.load(output) if os.path.exists(output) else None
-        done = model is not None and model.training["summary"]["config"] == asdict(config)
+        _refuse_other_config(output, model and model.training["summary"]["config"], config)
+        _refuse_other_config(ckpt, os.path.exists(ckpt) and checkpoint.load(ckpt).config, config)
+        done = model is not None
         log(f"[{index}/{len(runs)}] {method} {setting_label(method, setting, config)}: "
             + ("finished earlier, reusing " + output if done else f"training -> {output}"))
         if not done:
-            resume = ckpt if os.path.exists(ckpt) and checkpoint.load(ckpt).config == asdict(config) else None
+            resume = ckpt if os.path.exists(ckpt) else None
             model = train(None if resume else config, device=device, log=log, checkpoint_path=ckpt, resume=resume)
             modelfile.save(model, output)
             os.unlink(ckpt)
@@ -188,6 +190,16 @@ def sweep(base, methods, lams, densities, epochs, results, models_dir, verify=Fa
         log(f"    test error {float(row['test_error']):.2%}, {row['nonzeros']} nonzeros "
             f"({float(row['density']):.2%}), {row['weight_bytes']} bytes, {row['train_seconds']} s"
             + (f", bundle error {float(row['bundle_error']):.2%}" if verify else ""))
+
+
+def _refuse_other_config(path, found, config) -> None:
+    """A SparseclError when the file at path (found: its training configuration, or nothing) was trained
+    with another configuration than this run's: it is somebody's work, not this run's to replace."""
+    if found and found != asdict(config):
+        differ = ", ".join(f"{k} {found.get(k)!r} here, {v!r} wanted" for k, v in asdict(config).items()
+                           if found.get(k) != v)
+        raise SparseclError(f"{path} was trained with another configuration ({differ}); give this sweep "
+                            "another --models folder, or move the file away")
 
 
 def render(results, markdown, plots_dir) -> None:

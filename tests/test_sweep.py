@@ -53,6 +53,10 @@ def test_sweep_writes_rows_verifies_bundles_reuses_runs_and_keeps_the_notes(tmp_
     said.clear()
     sweep.sweep(base, ["dense"], [], [], 3, str(results), str(models), log=said.append)
     assert "finished earlier" in said[0] and len(said) == 2          # reused, not trained again
+    before = (models / "digits-mlp-16-dense.npz").read_bytes()
+    with pytest.raises(SparseclError, match="epochs 3 here, 4 wanted.*another --models folder"):
+        sweep.sweep(base, ["dense"], [], [], 4, str(results), str(models), log=said.append)
+    assert (models / "digits-mlp-16-dense.npz").read_bytes() == before   # another budget overwrites nothing
 
     md.write_text("# Results\n\nOur notes.\n")
     sweep.render(str(results), str(md), str(tmp_path / "plots"))
