@@ -119,16 +119,26 @@ class LayerPlan:
         return self.nnz / self.params if self.params else 0.0
 
     @property
+    def storage(self) -> str:
+        """The weight arrays model.c holds: "csr" (convolutions, CSR layers, and every tunable layer, whose
+        dense form the runtime builds), "dense" (every weight, no indices) or "unrolled" (none: code)."""
+        return "csr" if self.tunable or self.variant in ("csr", "conv") else self.variant
+
+    @property
+    def unrolled_code(self) -> bool:
+        """model.c has the layer's unrolled function: its variant, or a candidate of a tunable layer."""
+        return self.variant == "unrolled" or (self.tunable and "unrolled" in self.candidates)
+
+    @property
     def value_bytes(self) -> int:
         """Bytes of weight values (for unrolled layers, as literals in the code)."""
         if self.vals is None:
             return 0
-        return self.vals.itemsize * (self.params if self.variant == "dense" and not self.tunable else self.nnz)
+        return self.vals.itemsize * (self.params if self.storage == "dense" else self.nnz)
 
     @property
     def index_bytes(self) -> int:
-        """Bytes of indices: a tunable layer always stores CSR (its dense form is built at run time)."""
-        if self.rowptr is None or (self.variant in ("dense", "unrolled") and not self.tunable):
+        if self.rowptr is None or self.storage != "csr":
             return 0
         return 4 * len(self.rowptr) + INDEX_BYTES[self.index_type] * self.nnz
 
