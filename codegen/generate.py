@@ -62,11 +62,12 @@ def kernel_source(plan: BundlePlan) -> str:
             parts.append(render("kernels/pool.cl.j2", p=l.ident, c=c["c_in"], h=c["h"], w=c["w"], oh=c["oh"],
                                 ow=c["ow"], training=False, vw=plan.vector_width))
     if plan.fused:
-        parts.append(render("kernels/network.cl.j2", n_in=plan.input_size, layers=[
-            dict(p=l.ident, variant=l.variant, n_out=l.n_out, tunable=l.tunable,
-                 conv_rows=conv_rows(l.geometry.out_shape) if l.kind == "conv" else 0,
-                 **({} if l.kind == "pool" else dict(index_type=l.index_type, value_type=l.value_type)))
-            for l in plan.layers]))
+        layers = [dict(p=l.ident, variant=l.variant, n_out=l.n_out, tunable=l.tunable,
+                       conv_rows=conv_rows(l.geometry.out_shape) if l.kind == "conv" else 0,
+                       **({} if l.kind == "pool" else dict(index_type=l.index_type, value_type=l.value_type)))
+                  for l in plan.layers]
+        parts.append(render("kernels/network.cl.j2", n_in=plan.input_size, layers=layers,
+                            unrolled=VARIANTS.index("unrolled")))
     return "\n".join(parts)
 
 
